@@ -1,0 +1,35 @@
+"""FT-Agent and its strategies."""
+
+from ftdojo.agent.analyzer import RuleAnalyzer
+from ftdojo.agent.ftagent import FTAgent
+from ftdojo.agent.memory import TrialTree
+from ftdojo.agent.planner import RulePlanner
+from ftdojo.agent.protocols import (
+    Diagnosis,
+    FeedbackAnalyzer,
+    Finding,
+    FindingKind,
+    Memory,
+    Planner,
+    PlanningContext,
+    Validator,
+    Verdict,
+)
+from ftdojo.agent.validator import FailFastValidator
+
+__all__ = [
+    "Diagnosis",
+    "FTAgent",
+    "FailFastValidator",
+    "FeedbackAnalyzer",
+    "Finding",
+    "FindingKind",
+    "Memory",
+    "Planner",
+    "PlanningContext",
+    "RuleAnalyzer",
+    "RulePlanner",
+    "TrialTree",
+    "Validator",
+    "Verdict",
+]

@@ -1,0 +1,86 @@
+"""FT-Agent: plan → validate → run → analyse → remember, over swappable strategies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ftdojo.agent.analyzer import RuleAnalyzer
+from ftdojo.agent.memory import TrialTree
+from ftdojo.agent.planner import RulePlanner
+from ftdojo.agent.protocols import FeedbackAnalyzer, Memory, Planner, PlanningContext, Validator
+from ftdojo.agent.validator import FailFastValidator
+from ftdojo.errors import BudgetExhausted
+
+if TYPE_CHECKING:
+    from ftdojo.dojo import Session
+
+__all__ = ["FTAgent"]
+
+log = structlog.get_logger("ftdojo.agent")
+
+
+class FTAgent:
+    """The reference agent. Each strategy can be replaced by anything that fits its Protocol.
+
+    ``max_repairs`` bounds how many rejected plans one iteration may go through
+    before the agent gives up on the iteration.
+    """
+
+    def __init__(
+        self,
+        *,
+        planner: Planner | None = None,
+        validator: Validator | None = None,
+        analyzer: FeedbackAnalyzer | None = None,
+        memory: Memory | None = None,
+        max_repairs: int = 3,
+    ) -> None:
+        self.planner = planner or RulePlanner()
+        self.validator = validator or FailFastValidator()
+        self.analyzer = analyzer or RuleAnalyzer()
+        self.memory = memory or TrialTree()
+        self.max_repairs = max_repairs
+
+    async def run(self, session: Session) -> None:
+        # A resumed run: rebuild memory from the journal's trials.
+        known = {t.trial_id for t in self.memory.trials}
+        for trial in session.history:
+            if trial.trial_id not in known:
+                parent = next((t for t in self.memory.trials if t.trial_id == trial.plan.parent), None)
+                self.memory.record(trial, self.analyzer.analyze(trial, parent))
+        while True:
+            rejections: list[str] = []
+            plan = None
+            for _ in range(self.max_repairs + 1):
+                context = PlanningContext(
+                    card=session.card,
+                    catalog=session.catalog,
+                    model=session.model,
+                    memory=self.memory,
+                    budget_left=session.budget_left,
+                    rejections=tuple(rejections),
+                )
+                candidate = self.planner.propose(context)
+                if candidate is None:
+                    break
+                verdict = await self.validator.validate(candidate, session)
+                if verdict.ok:
+                    plan = candidate
+                    break
+                log.info("plan rejected", reasons=verdict.reasons, seconds=round(verdict.seconds, 2))
+                rejections.extend(verdict.reasons)
+                self.memory.mark_tried(candidate)
+            if plan is None:
+                log.info("planner has nothing left to try", rejections=len(rejections))
+                return
+            try:
+                feedback = await session.submit(plan)
+            except BudgetExhausted:
+                return
+            trial = next(t for t in session.history if t.trial_id == feedback.trial_id)
+            parent = next((t for t in self.memory.trials if t.trial_id == plan.parent), None)
+            diagnosis = self.analyzer.analyze(trial, parent)
+            self.memory.record(trial, diagnosis)
+            log.info("trial analysed", trial_id=trial.trial_id, score=trial.score, diagnosis=diagnosis.summary)

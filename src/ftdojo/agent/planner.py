@@ -1,0 +1,236 @@
+"""Structured iteration planning without an LLM.
+
+The first plan comes from the task card and the catalogue (which sources carry
+reasoning, which are noisy or off-domain, how long records are). Every later plan
+takes the best trial so far as its parent, reads the latest diagnosis, states a
+hypothesis and changes what the diagnosis points at — never a plan already tried.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+
+import attrs
+
+from ftdojo.agent.protocols import Diagnosis, FindingKind, PlanningContext
+from ftdojo.cards import CatalogEntry, DataCatalog
+from ftdojo.models import ModelInfo
+from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
+
+__all__ = ["RulePlanner", "SourceAssessment", "assess_sources"]
+
+_RATIONALE_FIELDS = ("solution", "rationale", "reasoning", "explanation", "steps", "cot", "thought")
+_OFF_DOMAIN = re.compile(r"off[- ]domain|unrelated|general[- ]knowledge|not (?:about|related)", re.I)
+_NOISY = re.compile(r"\bwrong\b|unreliable|noisy|incorrect|errors?\b", re.I)
+
+#: Models below this many parameters are fine-tuned in full; above it, with LoRA.
+FULL_FINETUNE_MAX_PARAMETERS = 50_000_000
+
+
+@attrs.frozen(kw_only=True)
+class SourceAssessment:
+    source_id: str
+    has_rationale: bool
+    noisy: bool
+    off_domain: bool
+    records: int
+    #: p99 length in tokens of a record's text fields together.
+    length_p99: float
+
+
+def assess_sources(catalog: DataCatalog) -> tuple[SourceAssessment, ...]:
+    """Judge each raw source from its catalogue entry before deciding how to use it."""
+    return tuple(_assess(e) for e in catalog.entries)
+
+
+def _assess(entry: CatalogEntry) -> SourceAssessment:
+    rationale_field = next((f for f in entry.fields if f.lower() in _RATIONALE_FIELDS), None)
+    has_rationale = False
+    if rationale_field is not None:
+        # The catalogue's factual line says how many records fill the field.
+        match = re.search(rf"([\d.]+)% '{re.escape(rationale_field)}'", entry.note)
+        has_rationale = match is None or float(match.group(1)) >= 50.0
+    practitioner_note = entry.note.split("\n")[0]
+    return SourceAssessment(
+        source_id=entry.source_id,
+        has_rationale=has_rationale,
+        noisy=bool(_NOISY.search(practitioner_note)),
+        off_domain=bool(_OFF_DOMAIN.search(practitioner_note)),
+        records=entry.records,
+        length_p99=sum(s.p99 for s in entry.token_stats.values()),
+    )
+
+
+Mutation = tuple[str, str, Callable[[Plan], Plan]]  # (focus, hypothesis, change)
+
+
+def _train(plan: Plan, **changes: object) -> Plan:
+    return attrs.evolve(plan, train=attrs.evolve(plan.train, **changes))
+
+
+def _data(plan: Plan, **changes: object) -> Plan:
+    return attrs.evolve(plan, data=attrs.evolve(plan.data, **changes))
+
+
+class RulePlanner:
+    """The default planner: rules of thumb from the FT-Dojo paper, no LLM.
+
+    Less is more (a small clean set first, at most ``max_records``), keep reasoning in
+    the targets, verify answers by outcome before using a noisy source, never train
+    on off-domain data, drop over-long records rather than truncating them.
+    """
+
+    def __init__(self, *, max_records: int = 2000, max_epochs: float = 12.0) -> None:
+        self.max_records = max_records
+        self.max_epochs = max_epochs
+
+    # -- first plan ---------------------------------------------------------------
+
+    def initial_plan(self, context: PlanningContext) -> Plan:
+        sources = assess_sources(context.catalog)
+        usable = [s for s in sources if not s.off_domain]
+        clean_reasoning = [s for s in usable if s.has_rationale and not s.noisy]
+        chosen = clean_reasoning or [s for s in usable if not s.noisy] or usable or list(sources)
+        longest = max(s.length_p99 for s in chosen)
+        return Plan(
+            data=DataRecipe(
+                sources=tuple(SourceSelection(source=s.source_id) for s in chosen),
+                include_rationale=True,
+                verified_only=False,
+                max_records=self.max_records,
+            ),
+            train=self._initial_train(context.model, longest),
+            hypothesis=(
+                "Start small and clean: train on "
+                + ", ".join(s.source_id for s in chosen)
+                + " (worked reasoning, not flagged noisy or off-domain), keeping the reasoning in the "
+                "targets so the model learns the steps and the answer format together."
+            ),
+            focus="both",
+        )
+
+    def _initial_train(self, model: ModelInfo, longest_tokens: float) -> TrainConfig:
+        # Room for the prompt template and end marker around the raw text.
+        needed = int(math.ceil((longest_tokens + 48) / 64.0) * 64)
+        max_length = max(64, min(model.context_length, needed))
+        if model.parameters and model.parameters < FULL_FINETUNE_MAX_PARAMETERS:
+            # A small model learns fastest with full fine-tuning at a high rate.
+            return TrainConfig(
+                method="full", learning_rate=2e-3, epochs=6.0, batch_size=16, max_length=max_length,
+                warmup_ratio=0.05, lr_scheduler="cosine",
+            )
+        return TrainConfig(
+            method="lora", lora_rank=16, lora_alpha=32, learning_rate=2e-4, epochs=2.0, batch_size=8,
+            max_length=max_length,
+        )
+
+    # -- later plans ----------------------------------------------------------------
+
+    def propose(self, context: PlanningContext) -> Plan | None:
+        memory = context.memory
+        if not memory.trials:
+            plan = self.initial_plan(context)
+            return None if memory.tried(plan) else plan
+        parent = memory.best()
+        latest = memory.trials[-1]
+        latest_diagnosis = memory.diagnosis(latest.trial_id) or Diagnosis(trial_id=latest.trial_id)
+        base = parent if parent is not None else latest
+        for focus, hypothesis, change in self._mutations(base.plan, latest_diagnosis, context, latest is base):
+            try:
+                candidate = change(base.plan)
+            except ValueError:  # a change that would leave a valid range is skipped
+                continue
+            candidate = attrs.evolve(
+                candidate,
+                parent=base.trial_id,
+                focus=focus,  # type: ignore[arg-type]
+                hypothesis=f"{hypothesis} (diagnosis of {latest.trial_id}: {latest_diagnosis.summary})",
+            )
+            if not memory.tried(candidate):
+                return candidate
+        return None
+
+    def _mutations(
+        self, plan: Plan, diagnosis: Diagnosis, context: PlanningContext, latest_is_parent: bool
+    ) -> Iterator[Mutation]:
+        train = plan.train
+        sources = {s.source_id: s for s in assess_sources(context.catalog)}
+        used = {s.source for s in plan.data.sources}
+
+        # Failures first: fix what broke the latest trial.
+        if diagnosis.has(FindingKind.DIVERGENCE):
+            yield "training", "The loss diverged: a quarter of the learning rate should keep it finite.", (
+                lambda p: _train(p, learning_rate=p.train.learning_rate / 4, max_grad_norm=0.5)
+            )
+        if diagnosis.has(FindingKind.OUT_OF_MEMORY):
+            yield "training", "Out of memory: halve the batch, double accumulation (same effective batch).", (
+                lambda p: _train(p, batch_size=max(1, p.train.batch_size // 2), grad_accum=p.train.grad_accum * 2)
+            )
+        if diagnosis.has(FindingKind.TIMEOUT):
+            yield "training", "The trial ran out of time: half the epochs should fit.", (
+                lambda p: _train(p, epochs=max(0.5, p.train.epochs / 2))
+            )
+        if diagnosis.has(FindingKind.DATA_FAILURE):
+            yield "data", "The data build failed: drop the custom transform and rebuild from the raw sources.", (
+                lambda p: _data(p, transform_code=None)
+            )
+        if diagnosis.has(FindingKind.TRUNCATION):
+            yield "training", "Records were dropped as too long: raise max_length within the context.", (
+                lambda p: _train(p, max_length=min(context.model.context_length, p.train.max_length * 2))
+            )
+        if diagnosis.has(FindingKind.FORMAT_NONCOMPLIANCE):
+            yield "data", "Outputs miss the answer format: keep reasoning and the final format in every target.", (
+                lambda p: _data(p, include_rationale=True)
+            )
+            if train.epochs < self.max_epochs:
+                yield "training", "Outputs miss the answer format: train longer so the format is learnt.", (
+                    lambda p: _train(p, epochs=min(self.max_epochs, p.train.epochs * 2))
+                )
+
+        # Then what the curve and the scores say.
+        if diagnosis.has(FindingKind.UNDERFITTING) and train.epochs < self.max_epochs:
+            yield "training", "The loss was still falling: twice the epochs should fit the data better.", (
+                lambda p: _train(p, epochs=min(self.max_epochs, p.train.epochs * 2))
+            )
+        if diagnosis.has(FindingKind.OVERFITTING):
+            yield "training", "Training loss near zero with a weak score: fewer epochs generalise better.", (
+                lambda p: _train(p, epochs=max(1.0, p.train.epochs / 2))
+            )
+        weak = diagnosis.has(FindingKind.WEAK_CATEGORY) or diagnosis.has(FindingKind.OVERFITTING)
+        # More data, cleanest first: a noisy source only with answer verification.
+        for source in sorted(sources.values(), key=lambda s: (s.off_domain, s.noisy, not s.has_rationale)):
+            if source.source_id in used or source.off_domain:
+                continue
+            reason = "weak categories need more examples" if weak else "more diverse data"
+            if source.noisy and source.has_rationale:
+                yield "data", (
+                    f"Add {source.source_id} with answer verification ({reason}); "
+                    "verification drops its wrong answers."
+                ), (
+                    lambda p, sid=source.source_id: _data(
+                        p, sources=(*p.data.sources, SourceSelection(source=sid)), verified_only=True
+                    )
+                )
+            elif not source.noisy:
+                yield "data", f"Add {source.source_id} ({reason}).", (
+                    lambda p, sid=source.source_id: _data(p, sources=(*p.data.sources, SourceSelection(source=sid)))
+                )
+        if diagnosis.has(FindingKind.REGRESSION) or not latest_is_parent:
+            yield "training", "The last change regressed: keep the best data and try a lower learning rate.", (
+                lambda p: _train(p, learning_rate=p.train.learning_rate / 2)
+            )
+        if train.epochs < self.max_epochs:
+            yield "training", "No failure to fix: more epochs on the best data.", (
+                lambda p: _train(p, epochs=min(self.max_epochs, p.train.epochs * 1.5))
+            )
+        yield "training", "Try a higher learning rate on the best configuration.", (
+            lambda p: _train(p, learning_rate=p.train.learning_rate * 2)
+        )
+        yield "training", "Try a lower learning rate on the best configuration.", (
+            lambda p: _train(p, learning_rate=p.train.learning_rate / 2)
+        )
+        yield "data", "Raise the record cap to use more of the data.", (
+            lambda p: _data(p, max_records=p.data.max_records * 2)
+        )

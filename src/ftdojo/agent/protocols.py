@@ -1,0 +1,132 @@
+"""The seams of FT-Agent: each strategy is a Protocol with a working default."""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import attrs
+
+from ftdojo.cards import DataCatalog, TaskCard
+from ftdojo.feedback import Feedback
+from ftdojo.models import ModelInfo
+from ftdojo.plans import Plan
+from ftdojo.results import BudgetUsage, Trial
+
+if TYPE_CHECKING:
+    from ftdojo.dojo import Session
+
+__all__ = [
+    "Diagnosis",
+    "FeedbackAnalyzer",
+    "Finding",
+    "FindingKind",
+    "Memory",
+    "Planner",
+    "PlanningContext",
+    "Validator",
+    "Verdict",
+]
+
+
+class FindingKind(str, enum.Enum):
+    FORMAT_NONCOMPLIANCE = "format_noncompliance"
+    UNDERFITTING = "underfitting"
+    OVERFITTING = "overfitting"
+    DIVERGENCE = "divergence"
+    OUT_OF_MEMORY = "out_of_memory"
+    TIMEOUT = "timeout"
+    DATA_FAILURE = "data_failure"
+    CONFIG_FAILURE = "config_failure"
+    ENV_FAILURE = "env_failure"
+    NOISY_SOURCE = "noisy_source"
+    TRUNCATION = "truncation"
+    WEAK_CATEGORY = "weak_category"
+    REGRESSION = "regression"
+    IMPROVEMENT = "improvement"
+
+
+@attrs.frozen(kw_only=True)
+class Finding:
+    """One typed observation about a trial, with the evidence it rests on."""
+
+    kind: FindingKind
+    evidence: str
+    #: Optional subject of the finding: a category, a source id.
+    subject: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.evidence.strip():
+            raise ValueError("a finding needs evidence")
+
+
+@attrs.frozen(kw_only=True)
+class Diagnosis:
+    trial_id: str
+    findings: tuple[Finding, ...] = ()
+
+    def has(self, kind: FindingKind) -> bool:
+        return any(f.kind == kind for f in self.findings)
+
+    def of(self, kind: FindingKind) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.kind == kind)
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(f"{f.kind.value}: {f.evidence}" for f in self.findings) or "no findings"
+
+
+@attrs.frozen(kw_only=True)
+class Verdict:
+    """The validator's answer: run the plan, or reject it with reasons."""
+
+    ok: bool
+    reasons: tuple[str, ...] = ()
+    smoke: Feedback | None = None
+    seconds: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class PlanningContext:
+    """What a planner reads to propose the next plan."""
+
+    card: TaskCard
+    catalog: DataCatalog
+    model: ModelInfo
+    memory: Memory
+    budget_left: BudgetUsage
+    #: Reasons the validator gave for the plans it rejected in this iteration.
+    rejections: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class Memory(Protocol):
+    """The tree of trials (parent → children) and what was learnt from each."""
+
+    def record(self, trial: Trial, diagnosis: Diagnosis) -> None: ...
+    def mark_tried(self, plan: Plan) -> None: ...
+    def tried(self, plan: Plan) -> bool: ...
+    def best(self) -> Trial | None: ...
+    def diagnosis(self, trial_id: str) -> Diagnosis | None: ...
+    def children(self, trial_id: str | None) -> tuple[Trial, ...]: ...
+    @property
+    def trials(self) -> tuple[Trial, ...]: ...
+
+
+@runtime_checkable
+class Planner(Protocol):
+    def propose(self, context: PlanningContext) -> Plan | None:
+        """The next plan, or ``None`` to stop."""
+        ...
+
+
+@runtime_checkable
+class Validator(Protocol):
+    async def validate(self, plan: Plan, session: Session) -> Verdict: ...
+
+
+@runtime_checkable
+class FeedbackAnalyzer(Protocol):
+    def analyze(self, trial: Trial, parent: Trial | None) -> Diagnosis:
+        """Must be deterministic: a resumed run re-derives its memory from the history."""
+        ...

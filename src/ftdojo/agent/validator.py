@@ -1,0 +1,79 @@
+"""Fail-fast validation: static checks in microseconds, then a smoke run in the sandbox."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+from ftdojo.agent.protocols import Verdict
+from ftdojo.plans import Plan
+
+if TYPE_CHECKING:
+    from ftdojo.dojo import Session
+
+__all__ = ["FailFastValidator", "static_problems"]
+
+
+def static_problems(plan: Plan, session: Session) -> list[str]:
+    """What is wrong with ``plan`` for this task and model, found without running anything."""
+    problems: list[str] = []
+    known = set(session.catalog.source_ids)
+    for selection in plan.data.sources:
+        if selection.source not in known:
+            problems.append(f"data.sources: no source {selection.source!r} (known: {', '.join(sorted(known))})")
+    model = session.model
+    if plan.train.max_length > model.context_length:
+        problems.append(
+            f"train.max_length {plan.train.max_length} exceeds the model's context of {model.context_length}"
+        )
+    if plan.data.template == "chat" and not model.has_chat_template:
+        problems.append("data.template is 'chat' but the base model's tokenizer has no chat template")
+    if plan.train.method == "lora" and model.parameters and plan.train.lora_rank > 512:
+        problems.append(f"train.lora_rank {plan.train.lora_rank} is implausibly large")
+    if plan.data.transform_code is not None:
+        try:
+            compile(plan.data.transform_code, "<data.transform_code>", "exec")
+        except SyntaxError as exc:
+            problems.append(f"data.transform_code does not compile: {exc}")
+    tokens_left = session.budget_left.train_tokens
+    if tokens_left >= 0 and known.issuperset(s.source for s in plan.data.sources):
+        records = min(
+            plan.data.max_records,
+            sum(s.max_records or session.catalog[s.source].records for s in plan.data.sources),
+        )
+        mean = sum(
+            sum(stats.mean for stats in session.catalog[s.source].token_stats.values()) for s in plan.data.sources
+        ) / len(plan.data.sources)
+        projected = records * mean * plan.train.epochs
+        if projected > tokens_left * 1.5:
+            problems.append(
+                f"projected ~{projected:,.0f} trained tokens, but only {tokens_left:,} are left in the budget"
+            )
+    return problems
+
+
+class FailFastValidator:
+    """Reject a bad plan in seconds, with reasons, before it costs a trial.
+
+    ``smoke=True`` adds a sandbox run on about 100 records and a few steps: the build
+    must produce records and the loss must be finite.
+    """
+
+    def __init__(self, *, smoke: bool = True) -> None:
+        self.smoke = smoke
+
+    async def validate(self, plan: Plan, session: Session) -> Verdict:
+        started = time.perf_counter()
+        problems = static_problems(plan, session)
+        if problems or not self.smoke:
+            return Verdict(ok=not problems, reasons=tuple(problems), seconds=time.perf_counter() - started)
+        feedback = await session.smoke(plan)
+        reasons: list[str] = []
+        if not feedback.ok:
+            kind = feedback.execution.error_kind.value if feedback.execution.error_kind else "?"
+            stage = feedback.execution.failed_stage.value if feedback.execution.failed_stage else "?"
+            reasons.append(f"smoke run failed in {stage} ({kind}): {feedback.execution.root_cause[:500]}")
+        elif feedback.training is not None and any(not math.isfinite(p.loss) for p in feedback.training.losses):
+            reasons.append("smoke run: the loss is not finite")
+        return Verdict(ok=not reasons, reasons=tuple(reasons), smoke=feedback, seconds=time.perf_counter() - started)

@@ -1,0 +1,192 @@
+"""The ``ftdojo`` command line."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from ftdojo._version import __version__
+
+app = typer.Typer(
+    name="ftdojo",
+    help="Autonomous LLM fine-tuning: run an agent on a task and score it on held-out data.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Base model: 'tiny', a local folder or a HF id.")]
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="Cache directory (default: $FTDOJO_HOME or ~/.cache/ftdojo).")
+]
+ThreadsOption = Annotated[int | None, typer.Option("--threads", help="CPU threads per worker (default: all).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"ftdojo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Logs as JSON lines on stderr.")] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "warning",
+) -> None:
+    from ftdojo.logs import configure_logging
+
+    configure_logging(json=log_json, level=log_level)
+
+
+@app.command("tasks")
+def tasks_command() -> None:
+    """List the registered tasks."""
+    from ftdojo.tasks import available_tasks, get_task
+
+    table = Table("task", "domain", "metric", "description")
+    for name in available_tasks():
+        task = get_task(name)
+        table.add_row(name, task.domain, task.metric, task.description)
+    console.print(table)
+
+
+class _Progress:
+    """Live view of a run: trial, stage, step, loss, time left in the budget."""
+
+    def __init__(self, max_seconds: float | None) -> None:
+        self.started = time.monotonic()
+        self.max_seconds = max_seconds
+        self.trial = "-"
+        self.stage = "preparing"
+        self.step = ""
+        self.loss = ""
+        self.finished: list[str] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if "trial_id" in event:
+            self.trial = str(event["trial_id"])
+        if "stage" in event:
+            self.stage = str(event["stage"])
+        if kind == "loss":
+            self.step = f"{event.get('step')}/{event.get('max_steps')}"
+            self.loss = f"{event.get('loss'):.4f}" if isinstance(event.get("loss"), float) else str(event.get("loss"))
+        elif kind == "progress" and event.get("step") == "generate":
+            self.step = f"{event.get('done')}/{event.get('total')} prompts"
+        elif kind == "trial_finished":
+            score = event.get("score")
+            outcome = f"{score:.3f}" if isinstance(score, float) else f"failed ({event.get('error_kind')})"
+            self.finished.append(f"{event['trial_id']}: {outcome}")
+            self.stage, self.step, self.loss = "planning", "", ""
+
+    def __rich__(self) -> Text:
+        elapsed = time.monotonic() - self.started
+        left = f"{max(0.0, self.max_seconds - elapsed):.0f}s left" if self.max_seconds else ""
+        line = f"trial {self.trial} · {self.stage} · {self.step} · loss {self.loss or '-'} · {elapsed:.0f}s {left}"
+        done = ("  done: " + ", ".join(self.finished[-6:])) if self.finished else ""
+        return Text(line + ("\n" + done if done else ""))
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@app.command("run")
+def run_command(
+    task: Annotated[str, typer.Argument(help="Task name (see `ftdojo tasks`).")] = "math",
+    model: ModelOption = "tiny",
+    trials: Annotated[int, typer.Option("--trials", help="Most trials the agent may run.")] = 3,
+    time_limit: Annotated[float, typer.Option("--time", help="Wall-time budget in seconds.")] = 1800.0,
+    tokens: Annotated[int | None, typer.Option("--tokens", help="Budget of trained tokens.")] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run directories go.")] = Path("ftdojo-runs"),
+    home: HomeOption = None,
+    threads: ThreadsOption = None,
+    baseline: Annotated[bool, typer.Option(help="Also score the untouched base model.")] = True,
+    resume: Annotated[str | None, typer.Option("--resume", help="Run id to resume.")] = None,
+) -> None:
+    """Run FT-Agent on TASK and print its trials and held-out score."""
+    from ftdojo import Budget, Dojo, FTAgent
+    from ftdojo.errors import FTDojoError
+
+    progress = _Progress(time_limit)
+    dojo = Dojo(home=home, runs_dir=runs_dir, model=model, threads=threads, on_event=progress)
+    budget = Budget(max_trials=trials, max_seconds=time_limit, max_train_tokens=tokens)
+
+    async def main() -> Any:
+        return await dojo.run(task, FTAgent(), budget=budget, run_id=resume, with_baseline=baseline)
+
+    try:
+        with Live(progress, console=err_console, refresh_per_second=4, transient=True):
+            result = anyio.run(main)
+    except FTDojoError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+    table = Table("trial", "parent", "focus", "status", "validation", "train loss", "seconds", title=f"{task} · {model}")
+    for trial in result.trials:
+        fb = trial.feedback
+        status = "ok" if fb.ok else f"{fb.execution.error_kind.value if fb.execution.error_kind else 'failed'}"
+        loss = fb.training.final_loss if fb.training else None
+        marker = " *" if trial.trial_id == result.final_trial_id else ""
+        table.add_row(
+            trial.trial_id + marker,
+            trial.plan.parent or "-",
+            trial.plan.focus,
+            status,
+            _score(fb.score),
+            "-" if loss is None else f"{loss:.4f}",
+            f"{fb.execution.duration_s:.0f}",
+        )
+    console.print(table)
+    if result.baseline is not None:
+        console.print(
+            f"base model:  validation {_score(result.baseline.validation_score)}  "
+            f"test {_score(result.baseline.test_score)}"
+        )
+    console.print(
+        f"final model: {result.final_trial_id or 'none'}  validation {_score(result.validation_score)}  "
+        f"test {_score(result.test_score)}"
+    )
+    console.print(f"stopped: {result.stop_reason}; used {result.usage.trials} trials, {result.usage.seconds:.0f}s")
+    console.print(f"run directory: {result.run_dir}")
+
+
+@app.command("baseline")
+def baseline_command(
+    task: Annotated[str, typer.Argument(help="Task name.")] = "math",
+    model: ModelOption = "tiny",
+    home: HomeOption = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """Score the untouched base model on the validation and test splits."""
+    from ftdojo import Dojo
+    from ftdojo.errors import FTDojoError
+
+    dojo = Dojo(home=home, model=model, threads=threads)
+    try:
+        result = anyio.run(dojo.baseline, task)
+    except FTDojoError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"{result.task} · {result.model}: validation {_score(result.validation_score)}  "
+                  f"test {_score(result.test_score)}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,766 @@
+"""The Dojo: runs an agent on a task, enforces the budget, keeps the held-out split.
+
+The agent drives; the Dojo enforces. ``Dojo.run`` hands the agent a :class:`Session`,
+the only door to the environment. Every data build, training and evaluation runs in
+a sandboxed child process; the validation split is read only by the Dojo's
+evaluator, and the test split only when the final trial is scored, in its own
+process. In the default (trusted) mode the agent runs in the caller's process: that
+is no security boundary against a hostile agent, only a clean interface.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, runtime_checkable
+
+import attrs
+import structlog
+
+from ftdojo.cards import DataCatalog, TaskCard
+from ftdojo.errors import AgentError, BudgetExhausted, ConfigError, JournalError, ModelError
+from ftdojo.feedback import (
+    DataFeedback,
+    ErrorKind,
+    EvaluationFeedback,
+    ExecutionFeedback,
+    Feedback,
+    Stage,
+    TrainingFeedback,
+)
+from ftdojo.journal import Journal
+from ftdojo.models import EMBEDDED_MODELS, ModelInfo, default_home, model_info, resolve_local_model
+from ftdojo.plans import Plan
+from ftdojo.results import BaselineResult, Budget, BudgetUsage, RunResult, Trial
+from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
+from ftdojo.serialization import structure, unstructure
+from ftdojo.tasks.registry import get_task, task_reference
+from ftdojo.tasks.spec import EvalItem, TaskSpec
+
+__all__ = ["Agent", "Dojo", "EventHandler", "Session", "StageLimits"]
+
+log = structlog.get_logger("ftdojo")
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+GiB = 2**30
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """Anything that can solve a task through a session."""
+
+    async def run(self, session: Session) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class StageLimits:
+    """Per-stage sandbox limits; a stage never runs past the budget's wall time left."""
+
+    build: Limits = Limits(wall_seconds=600, memory_bytes=8 * GiB)
+    train: Limits = Limits(wall_seconds=4 * 3600, memory_bytes=16 * GiB)
+    evaluate: Limits = Limits(wall_seconds=3600, memory_bytes=16 * GiB)
+    #: Records and optimiser steps of a smoke run.
+    smoke_records: int = 100
+    smoke_steps: int = 4
+    eval_batch_size: int = 32
+    error_samples: int = 10
+
+
+@attrs.frozen
+class _Prepared:
+    task: TaskSpec
+    model_name: str
+    model_path: Path
+    info: ModelInfo
+    catalog: DataCatalog
+    source_paths: dict[str, str]
+    validation_path: Path
+    test_path: Path
+
+
+def _write_items(path: Path, items: list[EvalItem]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as fh:
+        for item in items:
+            fh.write(json.dumps(unstructure(item), sort_keys=True) + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+class _Budgeter:
+    """Tracks what a run has spent, including what a resumed run spent before."""
+
+    def __init__(self, budget: Budget, *, seconds_before: float = 0.0, trials: int = 0, tokens: int = 0) -> None:
+        self.budget = budget
+        self.started = time.monotonic() - seconds_before
+        self.trials = trials
+        self.tokens = tokens
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def seconds_left(self) -> float:
+        if self.budget.max_seconds is None:
+            return math.inf
+        return self.budget.max_seconds - self.seconds
+
+    def tokens_left(self) -> int | None:
+        return None if self.budget.max_train_tokens is None else self.budget.max_train_tokens - self.tokens
+
+    def exhausted(self) -> str | None:
+        if self.budget.max_trials is not None and self.trials >= self.budget.max_trials:
+            return f"trial budget spent ({self.trials}/{self.budget.max_trials} trials)"
+        if self.seconds_left() <= 0:
+            return f"time budget spent ({self.seconds:.0f}s of {self.budget.max_seconds:.0f}s)"
+        left = self.tokens_left()
+        if left is not None and left <= 0:
+            return f"token budget spent ({self.tokens} of {self.budget.max_train_tokens} tokens)"
+        return None
+
+    def usage(self) -> BudgetUsage:
+        return BudgetUsage(trials=self.trials, seconds=round(self.seconds, 3), train_tokens=self.tokens)
+
+    def left(self) -> BudgetUsage:
+        """What is left on each axis (``-1`` where the axis has no limit)."""
+        b = self.budget
+        return BudgetUsage(
+            trials=-1 if b.max_trials is None else max(0, b.max_trials - self.trials),
+            seconds=-1.0 if b.max_seconds is None else max(0.0, round(self.seconds_left(), 3)),
+            train_tokens=-1 if b.max_train_tokens is None else max(0, b.max_train_tokens - self.tokens),
+        )
+
+
+class Session:
+    """The agent's only door to the environment during one run.
+
+    It exposes the task card, the raw-data catalogue, facts about the base model,
+    read-only raw sources, smoke runs, full trials and the history. It never holds
+    or returns anything of the evaluation splits beyond validation scores and
+    validation error samples.
+    """
+
+    def __init__(self, run: _Run) -> None:
+        self.__run = run
+
+    @property
+    def card(self) -> TaskCard:
+        return self.__run.card
+
+    @property
+    def catalog(self) -> DataCatalog:
+        return self.__run.prepared.catalog
+
+    @property
+    def model(self) -> ModelInfo:
+        return self.__run.prepared.info
+
+    @property
+    def history(self) -> tuple[Trial, ...]:
+        return tuple(self.__run.trials)
+
+    @property
+    def budget(self) -> Budget:
+        return self.__run.budgeter.budget
+
+    @property
+    def budget_left(self) -> BudgetUsage:
+        return self.__run.budgeter.left()
+
+    def open_source(self, source_id: str) -> BinaryIO:
+        """The raw bytes of one source, opened read-only."""
+        return self.__run.dojo._repository.open_source(self.catalog, source_id)
+
+    def read_source(self, source_id: str) -> Iterator[dict[str, Any]]:
+        """The records of one source (JSONL)."""
+        return self.__run.dojo._repository.read_records(self.catalog, source_id)
+
+    async def smoke(self, plan: Plan) -> Feedback:
+        """A cheap check in the sandbox: build ~100 records, train a few steps, no evaluation."""
+        return await self.__run.smoke(plan)
+
+    async def submit(self, plan: Plan) -> Feedback:
+        """Run a full trial; raises :class:`BudgetExhausted` once the budget is spent."""
+        return await self.__run.submit(plan)
+
+    def choose_final(self, trial_id: str) -> None:
+        """Pick the trial scored on the test split (default: best validation score)."""
+        self.__run.choose_final(trial_id)
+
+
+class _Run:
+    """The state of one run; the session is its public face."""
+
+    def __init__(
+        self,
+        dojo: Dojo,
+        prepared: _Prepared,
+        run_dir: Path,
+        budget: Budget,
+        journal: Journal,
+        trials: list[Trial],
+        seconds_before: float,
+        tokens_before: int,
+    ) -> None:
+        self.dojo = dojo
+        self.prepared = prepared
+        self.run_id = run_dir.name
+        self.run_dir = run_dir
+        self.journal = journal
+        self.trials = trials
+        self.budgeter = _Budgeter(budget, seconds_before=seconds_before, trials=len(trials), tokens=tokens_before)
+        self.final_choice: str | None = None
+        self.smokes = 0
+        task = prepared.task
+        self.card = TaskCard(
+            name=task.name,
+            domain=task.domain,
+            description=task.description,
+            output_format=task.output_format,
+            metric=task.metric,
+            base_model=prepared.model_name,
+            categories=task.categories,
+            validation_size=sum(1 for _ in prepared.validation_path.open()),
+            max_context=prepared.info.context_length,
+        )
+
+    def choose_final(self, trial_id: str) -> None:
+        if not any(t.trial_id == trial_id and t.feedback.ok for t in self.trials):
+            raise AgentError(f"cannot choose {trial_id!r}: no successful trial has that id")
+        self.final_choice = trial_id
+
+    def _next_trial_id(self) -> str:
+        return f"t{len(self.trials) + 1:03d}"
+
+    async def submit(self, plan: Plan) -> Feedback:
+        reason = self.budgeter.exhausted()
+        if reason is not None:
+            raise BudgetExhausted(reason)
+        if plan.parent is not None and not any(t.trial_id == plan.parent for t in self.trials):
+            raise AgentError(f"plan.parent {plan.parent!r} is not a trial of this run")
+        trial_id = self._next_trial_id()
+        self.budgeter.trials += 1
+        started = time.time()
+        self.dojo._emit({"type": "trial_started", "run_id": self.run_id, "trial_id": trial_id})
+        log.info("trial started", run_id=self.run_id, trial_id=trial_id, hypothesis=plan.hypothesis[:200])
+        feedback = await self.dojo._run_trial(self, plan, trial_id, smoke=False)
+        trial = Trial(trial_id=trial_id, plan=plan, feedback=feedback, started_at=started, finished_at=time.time())
+        self.trials.append(trial)
+        # On disk before the agent hears of it: a killed run resumes with this trial.
+        self.journal.append(
+            "trial", trial=unstructure(trial), tokens_total=self.budgeter.tokens, seconds=self.budgeter.seconds
+        )
+        self.dojo._emit(
+            {
+                "type": "trial_finished",
+                "run_id": self.run_id,
+                "trial_id": trial_id,
+                "ok": feedback.ok,
+                "score": feedback.score,
+                "error_kind": feedback.execution.error_kind.value if feedback.execution.error_kind else None,
+            }
+        )
+        log.info(
+            "trial finished",
+            run_id=self.run_id,
+            trial_id=trial_id,
+            ok=feedback.ok,
+            score=feedback.score,
+            error_kind=feedback.execution.error_kind,
+        )
+        return feedback
+
+    async def smoke(self, plan: Plan) -> Feedback:
+        if self.budgeter.seconds_left() <= 0:
+            raise BudgetExhausted("time budget spent")
+        self.smokes += 1
+        feedback = await self.dojo._run_trial(self, plan, f"smoke{self.smokes:03d}", smoke=True)
+        self.journal.append("smoke", plan=unstructure(plan), feedback=unstructure(feedback))
+        return feedback
+
+
+class Dojo:
+    """The environment: task registry, raw-data repository, sandboxed trainer, held-out evaluator.
+
+    ``home`` holds caches (built models, the raw-data repository, the private
+    evaluation splits); ``runs_dir`` holds one directory per run.
+    """
+
+    def __init__(
+        self,
+        *,
+        home: Path | str | None = None,
+        runs_dir: Path | str | None = None,
+        model: str = "tiny",
+        limits: StageLimits | None = None,
+        runner: SandboxRunner | None = None,
+        threads: int | None = None,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        from ftdojo.datarepo import RawDataRepository
+
+        self.home = Path(home).expanduser() if home is not None else default_home()
+        self.runs_dir = Path(runs_dir).expanduser() if runs_dir is not None else Path.cwd() / "ftdojo-runs"
+        self.default_model = model
+        self.limits = limits or StageLimits()
+        self.runner = runner or SandboxRunner()
+        self.threads = threads
+        self._handlers: list[EventHandler] = [on_event] if on_event is not None else []
+        self._repository = RawDataRepository(self.home / "data")
+        self._prepared: dict[tuple[str, str], _Prepared] = {}
+
+    # -- events -------------------------------------------------------------------
+
+    def add_event_handler(self, handler: EventHandler) -> None:
+        self._handlers.append(handler)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        for handler in self._handlers:
+            handler(event)
+
+    # -- preparation --------------------------------------------------------------
+
+    def _limits(self, base: Limits, seconds_left: float) -> Limits:
+        wall = min(base.wall_seconds, seconds_left) if math.isfinite(seconds_left) else base.wall_seconds
+        return attrs.evolve(base, wall_seconds=max(1.0, wall), threads=self.threads or base.threads)
+
+    async def _job(
+        self,
+        entry: str,
+        payload: dict[str, Any],
+        stage: Stage,
+        workspace: Path,
+        limits: Limits,
+        tags: Mapping[str, Any],
+    ) -> JobOutcome:
+        workspace.mkdir(parents=True, exist_ok=True)
+
+        def forward(event: dict[str, Any]) -> None:
+            self._emit({**event, **tags, "stage": stage.value, "worker_event": event.get("type")})
+
+        return await self.runner.run(
+            Job(entry=entry, payload=payload, stage=stage), workspace=workspace, limits=limits, on_event=forward
+        )
+
+    async def _ensure_model(self, name: str) -> Path:
+        local = resolve_local_model(name, self.home)
+        if local is None:
+            return self._download_model(name)
+        if name not in EMBEDDED_MODELS or (local / "CHECKSUM").is_file():
+            return local
+        from filelock import FileLock
+
+        local.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(local.parent / f".{local.name}.lock"))
+        # The lock is taken in a thread: a second process waits for the first build
+        # instead of building twice, without blocking the event loop.
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(lock.acquire)
+        try:
+            if (local / "CHECKSUM").is_file():
+                return local
+            log.info("building embedded model", model=name, path=str(local))
+            outcome = await self._job(
+                "ftdojo.jobs.models:build_tiny",
+                {"spec": unstructure(EMBEDDED_MODELS[name]), "target": str(local)},
+                Stage.BUILD,
+                self.home / "tmp" / f"build-{name}-{os.getpid()}",
+                Limits(wall_seconds=600, memory_bytes=8 * GiB, threads=self.threads),
+                {"model": name},
+            )
+            if not outcome.ok:
+                raise ModelError(f"building model {name!r} failed ({outcome.error_kind}): {outcome.root_cause}")
+            return local
+        finally:
+            lock.release()
+
+    def _download_model(self, name: str) -> Path:
+        # A Hugging Face id: resolved from the local Hugging Face cache, or
+        # downloaded when the user has a network. Weights must be safetensors.
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(
+                snapshot_download(
+                    name,
+                    allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.jinja", "*.model", "*.txt"],
+                )
+            )
+        except Exception as exc:
+            raise ModelError(f"cannot resolve model {name!r} (not a built-in name, local folder or reachable id): {exc}") from exc
+
+    async def _prepare(self, task: str | TaskSpec, model: str | None) -> _Prepared:
+        from ftdojo.datarepo import TokenCounter
+
+        spec = get_task(task) if isinstance(task, str) else task
+        model_name = model or self.default_model
+        key = (spec.version(), model_name)
+        if key in self._prepared:
+            return self._prepared[key]
+        model_path = await self._ensure_model(model_name)
+        info = model_info(model_name, model_path)
+        tokenizer_file = model_path / "tokenizer.json"
+        counter = (
+            TokenCounter.from_tokenizer_file(tokenizer_file, name=model_name)
+            if tokenizer_file.is_file()
+            else TokenCounter.whitespace()
+        )
+        catalog = self._repository.add_task(spec, tokenizer=counter)
+        source_paths = {sid: str(self._repository.source_path(catalog, sid)) for sid in catalog.source_ids}
+        private = self.home / "private" / spec.version()
+        private.mkdir(parents=True, exist_ok=True)
+        os.chmod(private, 0o700)
+        validation_path, test_path = private / "validation.jsonl", private / "test.jsonl"
+        if not (validation_path.is_file() and test_path.is_file()):
+            validation, test = spec.eval_splits()
+            _write_items(validation_path, list(validation))
+            _write_items(test_path, list(test))
+        prepared = _Prepared(
+            task=spec,
+            model_name=model_name,
+            model_path=model_path,
+            info=info,
+            catalog=catalog,
+            source_paths=source_paths,
+            validation_path=validation_path,
+            test_path=test_path,
+        )
+        self._prepared[key] = prepared
+        return prepared
+
+    # -- trials -------------------------------------------------------------------
+
+    async def _run_trial(self, run: _Run, plan: Plan, trial_id: str, *, smoke: bool) -> Feedback:
+        prepared = run.prepared
+        workspace = run.run_dir / "trials" / trial_id
+        if workspace.exists():  # left over by a killed attempt that never reached the journal
+            shutil.rmtree(workspace)
+        workspace.mkdir(parents=True)
+        tags = {"run_id": run.run_id, "trial_id": trial_id}
+        stage_seconds: dict[str, float] = {}
+        peak: dict[str, float] = {}
+        warnings: list[str] = []
+        started = time.monotonic()
+
+        def failed(
+            stage: Stage, outcome: JobOutcome | None, *, kind: ErrorKind | None = None, cause: str = "", **levels: Any
+        ) -> Feedback:
+            return Feedback(
+                trial_id=trial_id,
+                execution=ExecutionFeedback(
+                    ok=False,
+                    failed_stage=stage,
+                    error_kind=kind or (outcome.error_kind if outcome else None) or ErrorKind.ENV,
+                    root_cause=cause or (outcome.root_cause if outcome else ""),
+                    exit_code=outcome.exit_code if outcome else None,
+                    duration_s=time.monotonic() - started,
+                    stage_seconds=stage_seconds,
+                    peak_memory_mb=peak,
+                    warnings=tuple(warnings),
+                ),
+                **levels,
+            )
+
+        def account(stage: Stage, outcome: JobOutcome) -> None:
+            stage_seconds[stage.value] = round(outcome.duration_s, 3)
+            if outcome.peak_memory_mb is not None:
+                peak[stage.value] = round(outcome.peak_memory_mb, 1)
+            warnings.extend(outcome.warnings)
+
+        def time_left(stage: Stage) -> float | None:
+            left = run.budgeter.seconds_left()
+            return None if left > 0 else left
+
+        # 1. data
+        if time_left(Stage.BUILD) is not None:
+            return failed(Stage.BUILD, None, kind=ErrorKind.TIMEOUT, cause="the run's time budget is spent")
+        build = await self._job(
+            "ftdojo.jobs.build:build_data",
+            {
+                "task": task_reference(prepared.task),
+                "sources": prepared.source_paths,
+                "recipe": unstructure(plan.data),
+                "max_length": min(plan.train.max_length, prepared.info.context_length),
+                "model_path": str(prepared.model_path),
+                "output_dir": str(workspace / "data"),
+                "limit_records": self.limits.smoke_records if smoke else None,
+            },
+            Stage.BUILD,
+            workspace / "build",
+            self._limits(self.limits.build, run.budgeter.seconds_left()),
+            tags,
+        )
+        account(Stage.BUILD, build)
+        if not build.ok or build.result is None:
+            return failed(Stage.BUILD, build)
+        data = structure(build.result["data"], DataFeedback)
+
+        # 2. training
+        if time_left(Stage.TRAIN) is not None:
+            return failed(Stage.TRAIN, None, kind=ErrorKind.TIMEOUT, cause="the run's time budget is spent", data=data)
+        tokens_left = run.budgeter.tokens_left()
+        train = await self._job(
+            "ftdojo.jobs.train:train",
+            {
+                "train": unstructure(plan.train),
+                "data_path": str(workspace / "data" / "train.jsonl"),
+                "output_dir": str(workspace),
+                "model_path": str(prepared.model_path),
+                "max_train_tokens": tokens_left,
+                "max_steps": self.limits.smoke_steps if smoke else None,
+                "save": not smoke,
+                "threads": self.threads,
+            },
+            Stage.TRAIN,
+            workspace / "train",
+            self._limits(self.limits.train, run.budgeter.seconds_left()),
+            tags,
+        )
+        account(Stage.TRAIN, train)
+        summary = next((e for e in reversed(train.events) if e.get("type") == "training_summary"), None)
+        training: TrainingFeedback | None = None
+        if train.ok and train.result is not None:
+            training = structure(train.result["training"], TrainingFeedback)
+        elif summary is not None:
+            training = structure(summary["training"], TrainingFeedback)
+        if training is not None and not smoke:
+            run.budgeter.tokens += training.tokens_trained
+        if not train.ok:
+            return failed(Stage.TRAIN, train, data=data, training=training)
+        if smoke:
+            return Feedback(
+                trial_id=trial_id,
+                execution=ExecutionFeedback(
+                    ok=True,
+                    duration_s=time.monotonic() - started,
+                    stage_seconds=stage_seconds,
+                    peak_memory_mb=peak,
+                    warnings=tuple(warnings),
+                ),
+                data=data,
+                training=training,
+            )
+
+        # 3. validation, in a Dojo-owned workspace outside the trial's folder.
+        if time_left(Stage.EVALUATE) is not None:
+            return failed(
+                Stage.EVALUATE, None, kind=ErrorKind.TIMEOUT, cause="the run's time budget is spent",
+                data=data, training=training,
+            )
+        evaluation_outcome = await self._evaluate(
+            prepared,
+            prepared.validation_path,
+            trained_path=workspace / "model",
+            template=str(build.result["template"]),
+            template_hash=str(build.result["template_hash"]),
+            workspace=run.run_dir / ".evaluator" / trial_id,
+            seconds_left=run.budgeter.seconds_left(),
+            tags=tags,
+        )
+        account(Stage.EVALUATE, evaluation_outcome)
+        if not evaluation_outcome.ok or evaluation_outcome.result is None:
+            return failed(Stage.EVALUATE, evaluation_outcome, data=data, training=training)
+        evaluation = structure(evaluation_outcome.result["evaluation"], EvaluationFeedback)
+        return Feedback(
+            trial_id=trial_id,
+            execution=ExecutionFeedback(
+                ok=True,
+                duration_s=round(time.monotonic() - started, 3),
+                stage_seconds=stage_seconds,
+                peak_memory_mb=peak,
+                warnings=tuple(warnings),
+            ),
+            data=data,
+            training=training,
+            evaluation=evaluation,
+        )
+
+    async def _evaluate(
+        self,
+        prepared: _Prepared,
+        items_path: Path,
+        *,
+        trained_path: Path | None,
+        template: str,
+        template_hash: str | None,
+        workspace: Path,
+        seconds_left: float,
+        tags: Mapping[str, Any],
+        error_samples: int | None = None,
+    ) -> JobOutcome:
+        return await self._job(
+            "ftdojo.jobs.evaluate:evaluate",
+            {
+                "task": task_reference(prepared.task),
+                "items_path": str(items_path),
+                "model_path": str(prepared.model_path),
+                "trained_path": str(trained_path) if trained_path is not None else None,
+                "template": template,
+                "expected_template_hash": template_hash,
+                "batch_size": self.limits.eval_batch_size,
+                "error_samples": self.limits.error_samples if error_samples is None else error_samples,
+                "threads": self.threads,
+            },
+            Stage.EVALUATE,
+            workspace,
+            self._limits(self.limits.evaluate, seconds_left),
+            tags,
+        )
+
+    async def _score(self, prepared: _Prepared, split: str, trained: Path | None, template: str,
+                     template_hash: str | None, workspace: Path, tags: Mapping[str, Any]) -> EvaluationFeedback:
+        items = prepared.validation_path if split == "validation" else prepared.test_path
+        outcome = await self._evaluate(
+            prepared,
+            items,
+            trained_path=trained,
+            template=template,
+            template_hash=template_hash,
+            workspace=workspace,
+            seconds_left=math.inf,
+            tags=tags,
+            error_samples=0 if split == "test" else None,
+        )
+        if not outcome.ok or outcome.result is None:
+            raise ModelError(f"evaluation on the {split} split failed ({outcome.error_kind}): {outcome.root_cause}")
+        return structure(outcome.result["evaluation"], EvaluationFeedback)
+
+    # -- public API -----------------------------------------------------------------
+
+    async def baseline(self, task: str | TaskSpec, *, model: str | None = None) -> BaselineResult:
+        """Score the untouched base model on the validation and test splits."""
+        prepared = await self._prepare(task, model)
+        workspace = self.home / "tmp" / f"baseline-{secrets.token_hex(4)}"
+        tags = {"baseline": prepared.model_name}
+        try:
+            validation = await self._score(prepared, "validation", None, "auto", None, workspace / "v", tags)
+            test = await self._score(prepared, "test", None, "auto", None, workspace / "t", tags)
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+        return BaselineResult(
+            task=prepared.task.name, model=prepared.model_name, validation_score=validation.score, test_score=test.score
+        )
+
+    async def run(
+        self,
+        task: str | TaskSpec,
+        agent: Agent,
+        *,
+        budget: Budget | None = None,
+        model: str | None = None,
+        run_id: str | None = None,
+        with_baseline: bool = False,
+    ) -> RunResult:
+        """Run ``agent`` on ``task`` within ``budget``; resume when ``run_id`` names a journal."""
+        budget = budget or Budget()
+        prepared = await self._prepare(task, model)
+        run_id = run_id or f"{prepared.task.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        run_dir = self.runs_dir / run_id
+        journal = Journal(run_dir / "journal.jsonl")
+        trials, seconds_before, tokens_before = self._resume(journal, prepared)
+        if not trials and not journal.path.exists():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            journal.append(
+                "run_started",
+                run_id=run_id,
+                task=task_reference(prepared.task),
+                model=prepared.model_name,
+                budget=unstructure(budget),
+            )
+        else:
+            log.info("resuming run", run_id=run_id, trials=len(trials))
+            journal.append("run_resumed", run_id=run_id, trials=len(trials))
+        run = _Run(self, prepared, run_dir, budget, journal, trials, seconds_before, tokens_before)
+        bound = structlog.contextvars.bound_contextvars(run_id=run_id)
+        with bound:
+            stop_reason = "agent finished"
+            try:
+                await agent.run(Session(run))
+            except BudgetExhausted as exc:
+                stop_reason = str(exc)
+            except Exception as exc:  # the agent's own bug must not lose finished trials
+                stop_reason = f"agent failed: {type(exc).__name__}: {exc}"
+                log.error("agent failed", error=repr(exc))
+                journal.append("agent_failed", error=repr(exc))
+            return await self._finish(run, stop_reason, with_baseline=with_baseline)
+
+    def _resume(self, journal: Journal, prepared: _Prepared) -> tuple[list[Trial], float, int]:
+        trials: list[Trial] = []
+        seconds = 0.0
+        tokens = 0
+        for record in journal.records():
+            if record["kind"] == "run_started" and record["task"]["name"] != prepared.task.name:
+                raise JournalError(f"{journal.path} belongs to task {record['task']['name']!r}")
+            if record["kind"] == "trial":
+                trials.append(structure(record["trial"], Trial))
+                seconds = float(record.get("seconds", seconds))
+                tokens = int(record.get("tokens_total", tokens))
+        return trials, seconds, tokens
+
+    async def _finish(self, run: _Run, stop_reason: str, *, with_baseline: bool) -> RunResult:
+        prepared = run.prepared
+        final = None
+        if run.final_choice is not None:
+            final = next(t for t in run.trials if t.trial_id == run.final_choice)
+        else:
+            scored = [t for t in run.trials if t.feedback.ok and t.score is not None]
+            if scored:
+                # Earliest best wins ties: a later equal score is not evidence of improvement.
+                final = max(scored, key=lambda t: (t.score, -run.trials.index(t)))
+        test_score: float | None = None
+        if final is not None:
+            template = final.feedback.data.template if final.feedback.data else "auto"
+            tags = {"run_id": run.run_id, "trial_id": final.trial_id, "split": "test"}
+            test_eval = await self._score(
+                prepared,
+                "test",
+                run.run_dir / "trials" / final.trial_id / "model",
+                template,
+                None,
+                run.run_dir / ".evaluator" / f"{final.trial_id}-test",
+                tags,
+            )
+            test_score = test_eval.score
+            run.journal.append(
+                "test_score",
+                trial_id=final.trial_id,
+                score=test_score,
+                per_category=test_eval.per_category,
+                format_compliance=test_eval.format_compliance,
+            )
+        baseline = await self.baseline(prepared.task, model=prepared.model_name) if with_baseline else None
+        if baseline is not None:
+            run.journal.append("baseline", baseline=unstructure(baseline))
+        result = RunResult(
+            run_id=run.run_id,
+            task=prepared.task.name,
+            model=prepared.model_name,
+            run_dir=str(run.run_dir),
+            trials=tuple(run.trials),
+            final_trial_id=final.trial_id if final else None,
+            validation_score=final.score if final else None,
+            test_score=test_score,
+            usage=run.budgeter.usage(),
+            stop_reason=stop_reason,
+            baseline=baseline,
+        )
+        run.journal.append("run_finished", result=unstructure(result))
+        self._emit({"type": "run_finished", "run_id": run.run_id, "test_score": test_score})
+        return result
+
+    def run_sync(self, task: str | TaskSpec, agent: Agent, **kwargs: Any) -> RunResult:
+        """:meth:`run` for scripts and notebooks without an event loop."""
+        import anyio
+
+        async def main() -> RunResult:
+            return await self.run(task, agent, **kwargs)
+
+        return anyio.run(main)

@@ -1,0 +1,157 @@
+"""Score a model on one evaluation split (runs in a Dojo-owned sandbox worker).
+
+Only this job ever reads an evaluation split, and only the Dojo starts it: the agent
+gets back the validation result; a test result goes to the journal alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ftdojo.feedback import ErrorKind, ErrorSample, EvaluationFeedback
+from ftdojo.jobs.train import pick_device
+from ftdojo.prompting import render_prompt, resolve_template
+from ftdojo.sandbox import JobFailure
+from ftdojo.serialization import unstructure
+from ftdojo.tasks.registry import get_task
+
+
+def load_for_inference(base_path: str, trained_path: str | None, device: str) -> tuple[Any, Any]:
+    """The base model, or a trained one: a LoRA adapter merged into its base, or a full model."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"trust_remote_code": False, "dtype": torch.float32, "use_safetensors": True}
+    if trained_path is None:
+        model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(base_path, trust_remote_code=False)
+    elif (Path(trained_path) / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
+        # Merged once, so generation pays no adapter overhead per token.
+        model = PeftModel.from_pretrained(base, trained_path).merge_and_unload()
+        tokenizer = AutoTokenizer.from_pretrained(trained_path, trust_remote_code=False)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(trained_path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(trained_path, trust_remote_code=False)
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def generate_batched(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    stop_strings: tuple[str, ...],
+    device: str,
+    on_batch: Any = None,
+) -> list[str]:
+    """Greedy outputs for ``prompts`` (rendered texts), in their original order.
+
+    Prompts are sorted by length so a batch holds similar lengths (little padding),
+    padded on the left so every row's generation starts at the same position.
+    """
+    import torch
+
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    outputs: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt").to(device)
+        with torch.inference_mode():
+            generated = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                stop_strings=list(stop_strings) or None,
+                tokenizer=tokenizer if stop_strings else None,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        new_tokens = generated[:, batch["input_ids"].shape[1] :]
+        for row, i in enumerate(chunk):
+            outputs[i] = tokenizer.decode(new_tokens[row], skip_special_tokens=True)
+        if on_batch is not None:
+            on_batch(min(start + batch_size, len(order)), len(order))
+    return outputs
+
+
+def evaluate(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    import torch
+
+    from ftdojo.metrics import load_metric
+
+    if payload.get("threads"):
+        torch.set_num_threads(int(payload["threads"]))
+    task = get_task(payload["task"]["name"], **payload["task"]["params"])
+    items = [json.loads(line) for line in Path(payload["items_path"]).read_text().splitlines() if line.strip()]
+    device = pick_device()
+    model, tokenizer = load_for_inference(payload["model_path"], payload.get("trained_path"), device)
+
+    template, template_hash = resolve_template(tokenizer, payload.get("template", "auto"))
+    expected_hash = payload.get("expected_template_hash")
+    if expected_hash is not None and expected_hash != template_hash:
+        raise JobFailure(
+            ErrorKind.CONFIG,
+            f"prompt template mismatch: trained with {expected_hash}, evaluation would use {template_hash}",
+        )
+    prompts = [render_prompt(tokenizer, item["prompt"], template) for item in items]
+    started = time.perf_counter()
+    outputs = generate_batched(
+        model,
+        tokenizer,
+        prompts,
+        batch_size=int(payload.get("batch_size", 32)),
+        max_new_tokens=int(payload.get("max_new_tokens", task.max_new_tokens)),
+        stop_strings=task.stop_strings,
+        device=device,
+        on_batch=lambda done, total: ctx.emit("progress", step="generate", done=done, total=total),
+    )
+    elapsed = time.perf_counter() - started
+    predictions = [task.extract_answer(o) for o in outputs]
+    references = [item["reference"] for item in items]
+    metric = load_metric(task.metric)
+    score = float(metric.compute(predictions=predictions, references=references)[task.metric])
+
+    per_category: dict[str, float] = {}
+    for category in sorted({item.get("category", "") for item in items} - {""}):
+        idx = [i for i, item in enumerate(items) if item.get("category") == category]
+        result = metric.compute(predictions=[predictions[i] for i in idx], references=[references[i] for i in idx])
+        per_category[category] = float(result[task.metric])
+
+    errors: list[ErrorSample] = []
+    for i, item in enumerate(items):
+        if len(errors) >= int(payload.get("error_samples", 10)):
+            break
+        correct = metric.compute(predictions=[predictions[i]], references=[references[i]])[task.metric]
+        if correct < 1.0:
+            errors.append(
+                ErrorSample(
+                    prompt=item["prompt"],
+                    expected=references[i],
+                    output=outputs[i][:1000],
+                    prediction=predictions[i],
+                    category=item.get("category", ""),
+                )
+            )
+    feedback = EvaluationFeedback(
+        metric=task.metric,
+        score=score,
+        n=len(items),
+        per_category=per_category,
+        format_compliance=sum(p is not None for p in predictions) / len(items) if items else 0.0,
+        errors=tuple(errors),
+        samples_per_second=len(items) / elapsed if elapsed > 0 else 0.0,
+    )
+    return {"evaluation": unstructure(feedback), "template": template, "template_hash": template_hash}

@@ -1,0 +1,147 @@
+"""What an agent proposes: a data recipe plus a training configuration.
+
+Plans are frozen attrs classes so that they hash, compare by value (a planner can
+tell it already tried a plan) and round-trip through JSON (an LLM can write one and
+the journal can store one). Field validators reject values that can never work, with
+the field's name in the message; checks that depend on the task or the model (a
+source exists, the length fits the context) belong to the validator.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import attrs
+
+from ftdojo.errors import PlanError
+
+__all__ = ["DataRecipe", "Plan", "SourceSelection", "TrainConfig"]
+
+TemplateChoice = Literal["auto", "chat", "plain"]
+TrainMethod = Literal["full", "lora"]
+Precision = Literal["auto", "fp32", "bf16"]
+Focus = Literal["data", "training", "both"]
+Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+        raise PlanError(f"must be a positive finite number, got {value!r}", field=attribute.name)
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
+        raise PlanError(f"must be a non-negative finite number, got {value!r}", field=attribute.name)
+
+
+def _fraction(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not (isinstance(value, (int, float)) and 0 <= value < 1):
+        raise PlanError(f"must be in [0, 1), got {value!r}", field=attribute.name)
+
+
+def _one_of(*choices: str) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value not in choices:
+            raise PlanError(f"must be one of {', '.join(choices)}, got {value!r}", field=attribute.name)
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class SourceSelection:
+    """One raw source in a recipe, and how many of its records to take at most."""
+
+    source: str
+    max_records: int | None = attrs.field(default=None, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.source:
+            raise PlanError("must name a source", field="source")
+
+
+@attrs.frozen(kw_only=True)
+class DataRecipe:
+    """How to turn raw sources into training records.
+
+    The steps run in this order, each one counted in the data feedback: load the
+    selected sources (capped per source), apply ``transform_code``, drop records whose
+    answer fails verification (``verified_only``), drop duplicates (``dedupe``), render
+    the prompt template, drop records longer than the training ``max_length`` (they are
+    dropped, not truncated: a cut-off answer teaches the wrong format), then sample
+    ``max_records`` (stratified by category when ``stratify``).
+    """
+
+    sources: tuple[SourceSelection, ...] = attrs.field(converter=tuple)
+    dedupe: bool = True
+    verified_only: bool = False
+    include_rationale: bool = True
+    template: TemplateChoice = attrs.field(default="auto", validator=_one_of("auto", "chat", "plain"))
+    max_records: int = attrs.field(default=2000, validator=_positive)
+    stratify: bool = True
+    seed: int = 0
+    #: Python source defining ``transform(record: dict) -> dict | None``; it runs in the
+    #: sandbox, never in the Dojo's process. Returning ``None`` drops the record.
+    transform_code: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.sources:
+            raise PlanError("must select at least one source", field="data.sources")
+        names = [s.source for s in self.sources]
+        if len(set(names)) != len(names):
+            raise PlanError("selects a source twice", field="data.sources")
+
+
+@attrs.frozen(kw_only=True)
+class TrainConfig:
+    """How to train: full fine-tuning or LoRA, and the optimisation settings."""
+
+    method: TrainMethod = attrs.field(default="lora", validator=_one_of("full", "lora"))
+    lora_rank: int = attrs.field(default=16, validator=_positive)
+    lora_alpha: int = attrs.field(default=32, validator=_positive)
+    lora_dropout: float = attrs.field(default=0.0, validator=_fraction)
+    #: Module names LoRA adapts; ``("all-linear",)`` adapts every linear layer.
+    lora_targets: tuple[str, ...] = attrs.field(default=("all-linear",), converter=tuple)
+    learning_rate: float = attrs.field(default=2e-4, validator=_positive)
+    lr_scheduler: Scheduler = attrs.field(
+        default="cosine", validator=_one_of("linear", "cosine", "constant", "constant_with_warmup")
+    )
+    warmup_ratio: float = attrs.field(default=0.05, validator=_fraction)
+    weight_decay: float = attrs.field(default=0.0, validator=_non_negative)
+    epochs: float = attrs.field(default=1.0, validator=_positive)
+    #: When set, overrides ``epochs``.
+    max_steps: int | None = attrs.field(default=None, validator=_positive)
+    batch_size: int = attrs.field(default=8, validator=_positive)
+    grad_accum: int = attrs.field(default=1, validator=_positive)
+    max_length: int = attrs.field(default=512, validator=_positive)
+    max_grad_norm: float = attrs.field(default=1.0, validator=_positive)
+    precision: Precision = attrs.field(default="auto", validator=_one_of("auto", "fp32", "bf16"))
+    seed: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if not self.lora_targets:
+            raise PlanError("must name at least one module", field="train.lora_targets")
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.batch_size * self.grad_accum
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    """One proposed trial: a data recipe, a training configuration and why.
+
+    ``parent`` is the id of the trial this plan refines (``None`` for a first plan);
+    ``hypothesis`` says what the plan expects to improve and why, and ``focus``
+    whether it changes the data, the training, or both.
+    """
+
+    data: DataRecipe
+    train: TrainConfig = attrs.field(factory=TrainConfig)
+    hypothesis: str = ""
+    focus: Focus = attrs.field(default="both", validator=_one_of("data", "training", "both"))
+    parent: str | None = None
+
+    def fingerprint(self) -> tuple[DataRecipe, TrainConfig]:
+        """What makes two plans the same experiment (the prose does not)."""
+        return (self.data, self.train)

@@ -1,0 +1,688 @@
+"""The parent side of the sandbox: start a job in a child process and supervise it.
+
+The child is started in a new session, so it leads its own process group and every
+process it forks can be signalled at once with ``os.killpg``. Whatever happens — a
+result, a crash, a timeout, the caller's cancellation — the group is sent SIGKILL before
+:meth:`SandboxRunner.run` returns, so no job leaves processes behind. (A process that
+leaves the group on purpose, with ``setsid``, escapes this; pid namespaces would be
+needed to catch it.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import attrs
+import structlog
+
+from ftdojo.errors import ConfigError, SandboxError
+from ftdojo.feedback import ErrorKind, Stage
+from ftdojo.sandbox.protocol import JOB_FILE, MAX_EVENT_BYTES, WORKER_MODULE
+
+__all__ = [
+    "MAX_EVENTS",
+    "Job",
+    "JobOutcome",
+    "Limits",
+    "SandboxRunner",
+    "network_isolation_prefix",
+    "scrubbed_environment",
+]
+
+_log = structlog.get_logger(__name__)
+
+#: Events kept in :attr:`JobOutcome.events`; later ones are counted and dropped (the
+#: final ``result``/``error`` event is always kept).
+MAX_EVENTS = 20_000
+_HEAD_BYTES = 8 * 1024
+_ROOT_CAUSE_CHARS = 1500
+# How long the readers may take to reach end-of-file after the group was killed; only a
+# process that escaped the group can hold the pipes open that long.
+_DRAIN_SECONDS = 2.0
+_REAP_SECONDS = 30.0
+_POLL_MAX_SECONDS = 0.05
+_EXCEPTION_LINES = 10
+
+_ALLOWED_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+_ALLOWED_PREFIXES = ("OPENBLAS_",)
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
+_SECRET_PREFIXES = ("AWS_", "OPENAI_", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+_OOM_OUTPUT = re.compile(
+    r"MemoryError|can't allocate memory|cannot allocate memory|out of memory", re.IGNORECASE
+)
+
+
+def _positive(name: str) -> Callable[[Any, Any, Any], None]:
+    def check(_instance: Any, _attribute: Any, value: Any) -> None:
+        if value is not None and not value > 0:
+            raise ConfigError(f"Limits.{name} must be positive, got {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """Resource limits of one sandboxed child process."""
+
+    #: Wall-clock timeout of the whole child.
+    wall_seconds: float = attrs.field(default=600.0, validator=_positive("wall_seconds"))
+    #: RLIMIT_AS, applied in the child before any heavy import.
+    memory_bytes: int | None = attrs.field(default=8 * 2**30, validator=_positive("memory_bytes"))
+    #: Captured stderr kept: the first 8 KiB and the rest from the end.
+    output_bytes: int = attrs.field(default=64 * 1024, validator=_positive("output_bytes"))
+    #: Between SIGTERM and SIGKILL when the wall-clock limit is hit.
+    grace_seconds: float = attrs.field(default=5.0)
+    #: OMP_NUM_THREADS / MKL_NUM_THREADS / torch threads in the child.
+    threads: int | None = attrs.field(default=None, validator=_positive("threads"))
+    #: RLIMIT_FSIZE: the largest file the child may write.
+    file_size_bytes: int | None = attrs.field(default=16 * 2**30, validator=_positive("file_size_bytes"))
+
+    @grace_seconds.validator
+    def _check_grace(self, _attribute: Any, value: float) -> None:
+        if value < 0:
+            raise ConfigError(f"Limits.grace_seconds must not be negative, got {value!r}")
+
+
+def _check_entry(_instance: Any, _attribute: Any, value: str) -> None:
+    module, sep, function = value.partition(":")
+    if not sep or not module or not function:
+        raise ConfigError(f"Job.entry must look like 'package.module:function', got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Job:
+    """What to run in the child: an importable function and its JSON payload."""
+
+    #: ``"package.module:function"``, imported in the child and called as ``f(payload, ctx)``.
+    entry: str = attrs.field(validator=_check_entry)
+    #: JSON-serializable input of the function.
+    payload: dict[str, Any]
+    #: The stage the job belongs to; it decides the error kind of unclassified exceptions.
+    stage: Stage
+
+
+@attrs.frozen(kw_only=True)
+class JobOutcome:
+    """How a sandboxed job ended, classified into an :class:`~ftdojo.ErrorKind` when it failed."""
+
+    ok: bool
+    #: What the entry function returned; ``None`` on failure.
+    result: dict[str, Any] | None
+    error_kind: ErrorKind | None
+    #: A short excerpt naming the cause; empty when ok.
+    root_cause: str
+    exit_code: int | None
+    #: The signal that ended the child, if one did.
+    signal: int | None
+    timed_out: bool
+    duration_s: float
+    #: The worker's own peak RSS, from its final event.
+    peak_memory_mb: float | None
+    events: tuple[dict[str, Any], ...]
+    #: Captured stderr, head and tail.
+    output: str
+    warnings: tuple[str, ...]
+
+
+def _looks_secret(key: str) -> bool:
+    upper = key.upper()
+    return any(word in upper for word in _SECRET_WORDS) or upper.startswith(_SECRET_PREFIXES)
+
+
+def _check_extra(extra: Mapping[str, str]) -> None:
+    for key in extra:
+        if _looks_secret(key):
+            raise ConfigError(
+                f"environment variable {key!r} looks like a secret; "
+                "secrets are never passed to sandboxed jobs"
+            )
+
+
+def scrubbed_environment(
+    *, workspace: Path, limits: Limits, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The child's environment, built from an allowlist rather than the parent's environment.
+
+    Nothing else of the parent's environment (API keys, tokens, proxies) reaches the job.
+    ``extra`` is added last; a key that looks like a secret raises :class:`ConfigError`.
+    Creates ``workspace/"tmp"`` for TMPDIR.
+    """
+    env = {key: value for key, value in os.environ.items() if key in _ALLOWED_VARIABLES}
+    env.update((key, value) for key, value in os.environ.items() if key.startswith(_ALLOWED_PREFIXES))
+    # Only passed through when set: running from a source checkout relies on it to find
+    # ftdojo (and the entry's package) in the child, and setting it to anything when it
+    # is unset would change the child's import path.
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    tmp = workspace / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(workspace),
+        TMPDIR=str(tmp),
+        HF_HOME=str(workspace / ".hf"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONHASHSEED="0",
+        # ``python -m`` would otherwise put the workspace first on sys.path, where files
+        # written by a job could shadow real modules (honoured by Python 3.11+).
+        PYTHONSAFEPATH="1",
+    )
+    if limits.threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(limits.threads)
+    if extra:
+        _check_extra(extra)
+        env.update(extra)
+    return env
+
+
+@functools.cache
+def network_isolation_prefix() -> tuple[str, ...] | None:
+    """The command prefix that runs a child without network, or ``None`` where unavailable.
+
+    Probed once per process: ``unshare -n`` needs CAP_SYS_ADMIN (root), ``unshare -r -n``
+    needs unprivileged user namespaces; containers often allow neither.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    candidates = [(unshare, "-n"), (unshare, "-r", "-n")] if os.geteuid() == 0 else [(unshare, "-r", "-n")]
+    for prefix in candidates:
+        try:
+            probe = subprocess.run(
+                [*prefix, "true"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if probe.returncode == 0:
+            return prefix
+    return None
+
+
+class _OutputCapture:
+    """Keeps the head and the tail of a byte stream, counting what is dropped between."""
+
+    def __init__(self, limit: int) -> None:
+        self._head_limit = min(_HEAD_BYTES, limit // 2)
+        self._tail_limit = limit - self._head_limit
+        self._head = bytearray()
+        self._tail = bytearray()
+        self._after_head = 0
+
+    def feed(self, chunk: bytes) -> None:
+        room = self._head_limit - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self._after_head += len(chunk)
+        self._tail += chunk
+        # Trimmed in batches so that each byte is copied a bounded number of times.
+        if len(self._tail) > 2 * self._tail_limit + 65536:
+            del self._tail[: len(self._tail) - self._tail_limit]
+
+    @property
+    def dropped(self) -> int:
+        return self._after_head - min(len(self._tail), self._tail_limit)
+
+    def text(self) -> str:
+        tail = bytes(self._tail[len(self._tail) - self._tail_limit :]) if self._tail_limit else b""
+        head = bytes(self._head)
+        if self.dropped:
+            head += f"\n... [{self.dropped} bytes dropped] ...\n".encode()
+        return (head + tail).decode("utf-8", errors="replace")
+
+
+@attrs.define
+class _RunState:
+    output: _OutputCapture
+    events: list[dict[str, Any]] = attrs.Factory(list)
+    events_dropped: int = 0
+    bad_lines: int = 0
+    oversized_lines: int = 0
+    terminal: dict[str, Any] | None = None
+    warnings: list[str] = attrs.Factory(list)
+    timed_out: bool = False
+    killed_by_us: bool = False
+    callback_error: BaseException | None = None
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    # Gone already (PermissionError is how macOS answers for a group of zombies).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _wait_for_exit(process: anyio.abc.Process, seconds: float | None) -> bool:
+    # Polls the return code instead of ``process.wait()``: with some anyio versions, on
+    # asyncio, wait() also waits for the pipes to close, which a leftover grandchild
+    # would delay until the timeout.
+    deadline = None if seconds is None else time.monotonic() + seconds
+    delay = 0.002
+    while process.returncode is None:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            delay = min(delay, remaining)
+        await anyio.sleep(delay)
+        delay = min(delay * 2, _POLL_MAX_SECONDS)
+    return True
+
+
+def _is_marker_line(stripped: str) -> bool:
+    # The ``^^^^`` / ``~~~`` lines Python 3.11+ puts under the failing expression.
+    return set(stripped) <= set("^~ ")
+
+
+def _last_traceback(text: str) -> str | None:
+    start = text.rfind("Traceback (most recent call last):")
+    if start < 0:
+        return None
+    lines = text[start:].splitlines()[1:]
+    frame: list[str] = []
+    index = 0
+    while index < len(lines) and (lines[index].startswith(" ") or not lines[index].strip()):
+        stripped = lines[index].strip()
+        if stripped.startswith("File "):
+            frame = [stripped]
+        elif stripped and len(frame) == 1 and not _is_marker_line(stripped):
+            frame.append(stripped)
+        index += 1
+    exception: list[str] = []
+    for line in lines[index : index + _EXCEPTION_LINES]:
+        if not line.strip() or line.startswith(("During handling", "The above exception", "Traceback")):
+            break
+        exception.append(line)
+    if not exception:
+        return None
+    return "\n".join([*frame, *exception])
+
+
+def _tail_lines(text: str, limit: int) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        if size + len(line) + 1 > limit and kept:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(reversed(kept))
+
+
+def _cap(text: str, limit: int = _ROOT_CAUSE_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    # The end of an excerpt (the exception line) is what names the cause.
+    return "..." + text[-(limit - 3) :]
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "the process did not exit"
+    if returncode < 0:
+        return f"killed by signal {-returncode} ({_signal_name(-returncode)})"
+    return f"exited with code {returncode}"
+
+
+def _root_cause_from_output(output: str, returncode: int | None) -> str:
+    """The last traceback reduced to its last frame and exception, or the output's tail."""
+    excerpt = _last_traceback(output)
+    if excerpt is None:
+        excerpt = _tail_lines(output, _ROOT_CAUSE_CHARS)
+    headline = _describe_exit(returncode)
+    return _cap(f"{headline}\n{excerpt}" if excerpt else headline)
+
+
+class SandboxRunner:
+    """Runs :class:`Job` s in child processes under :class:`Limits`.
+
+    ``extra_env`` is added to every child's scrubbed environment. ``isolate_network``
+    starts children in a network namespace of their own when ``unshare`` allows it, and
+    logs a warning otherwise.
+    """
+
+    def __init__(
+        self,
+        *,
+        python: str = sys.executable,
+        extra_env: Mapping[str, str] | None = None,
+        isolate_network: bool = False,
+    ) -> None:
+        if extra_env:
+            _check_extra(extra_env)
+        self._python = python
+        self._extra_env = dict(extra_env or {})
+        self._isolate_network = isolate_network
+
+    async def _command(self, job_path: Path) -> list[str]:
+        command = [self._python, "-m", WORKER_MODULE, str(job_path)]
+        if not self._isolate_network:
+            return command
+        prefix = await anyio.to_thread.run_sync(network_isolation_prefix)
+        if prefix is None:
+            _log.warning("network isolation unavailable (unshare failed); running the job with network")
+            return command
+        return [*prefix, *command]
+
+    async def run(
+        self,
+        job: Job,
+        *,
+        workspace: Path,
+        limits: Limits,
+        on_event: Callable[[dict[str, Any]], object] | None = None,
+    ) -> JobOutcome:
+        """Run ``job`` in a child process with ``workspace`` as its working directory and home.
+
+        ``on_event`` receives every event as it arrives (awaited when it returns an
+        awaitable); an exception it raises kills the child and propagates. Cancelling the
+        call kills the child's whole process group before the cancellation propagates.
+        """
+        workspace, env = await anyio.to_thread.run_sync(
+            functools.partial(self._prepare, job, workspace=workspace, limits=limits)
+        )
+        command = await self._command(workspace / JOB_FILE)
+
+        state = _RunState(output=_OutputCapture(limits.output_bytes))
+        started = time.monotonic()
+        try:
+            # Shielded: a cancellation landing mid-start would leave a child we have no handle
+            # on; this way it lands inside the try below, which kills it.
+            with anyio.CancelScope(shield=True):
+                process = await anyio.open_process(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=workspace,
+                    env=env,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            raise SandboxError(f"cannot start {command[0]!r}: {exc}") from exc
+        log = _log.bind(entry=job.entry, stage=job.stage.value, pid=process.pid)
+        log.debug("sandbox job started", workspace=str(workspace))
+
+        finished = False
+        try:
+            stdout_done, stderr_done = anyio.Event(), anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read_events, process, state, on_event, stdout_done)
+                tg.start_soon(self._read_output, process, state, stderr_done)
+                await self._supervise(process, limits, state, started)
+                with anyio.move_on_after(_DRAIN_SECONDS):
+                    await stdout_done.wait()
+                    await stderr_done.wait()
+                if not (stdout_done.is_set() and stderr_done.is_set()):
+                    state.warnings.append(
+                        "a process outside the job's process group kept its output open; stopped reading"
+                    )
+                tg.cancel_scope.cancel()
+            finished = True
+        finally:
+            with anyio.CancelScope(shield=True):
+                if not finished:
+                    # Cancelled (or failed) while the job may still run: take it all down.
+                    state.killed_by_us = True
+                    _signal_group(process.pid, signal.SIGKILL)
+                    await _wait_for_exit(process, _REAP_SECONDS)
+                    log.info("sandbox job killed", reason="run was cancelled or failed")
+                with anyio.move_on_after(_DRAIN_SECONDS):
+                    await process.aclose()
+
+        if state.callback_error is not None:
+            raise state.callback_error
+        outcome = self._outcome(process.returncode, state, limits, time.monotonic() - started, workspace)
+        log.info(
+            "sandbox job finished",
+            ok=outcome.ok,
+            error_kind=outcome.error_kind.value if outcome.error_kind else None,
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            duration_s=round(outcome.duration_s, 3),
+        )
+        return outcome
+
+    def _prepare(self, job: Job, *, workspace: Path, limits: Limits) -> tuple[Path, dict[str, str]]:
+        workspace = Path(workspace).absolute()
+        workspace.mkdir(parents=True, exist_ok=True)
+        try:
+            text = json.dumps(
+                {
+                    "entry": job.entry,
+                    "payload": job.payload,
+                    "stage": job.stage.value,
+                    "limits": attrs.asdict(limits),
+                },
+                allow_nan=True,
+                indent=1,
+            )
+        except (TypeError, ValueError) as exc:
+            raise SandboxError(f"the payload of job {job.entry!r} is not JSON-serializable: {exc}") from exc
+        (workspace / JOB_FILE).write_text(text, encoding="utf-8")
+        return workspace, scrubbed_environment(workspace=workspace, limits=limits, extra=self._extra_env)
+
+    async def _supervise(
+        self, process: anyio.abc.Process, limits: Limits, state: _RunState, started: float
+    ) -> None:
+        remaining = limits.wall_seconds - (time.monotonic() - started)
+        if not await _wait_for_exit(process, remaining):
+            state.timed_out = True
+            _log.warning("sandbox job timed out", pid=process.pid, wall_seconds=limits.wall_seconds)
+            _signal_group(process.pid, signal.SIGTERM)
+            if not await _wait_for_exit(process, limits.grace_seconds):
+                state.killed_by_us = True
+        # Also after a clean exit: whatever the job left running in its group goes now.
+        _signal_group(process.pid, signal.SIGKILL)
+        if not await _wait_for_exit(process, _REAP_SECONDS):
+            state.warnings.append(f"the child (pid {process.pid}) did not exit after SIGKILL")
+
+    async def _read_output(self, process: anyio.abc.Process, state: _RunState, done: anyio.Event) -> None:
+        assert process.stderr is not None
+        try:
+            async for chunk in process.stderr:
+                state.output.feed(chunk)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+        finally:
+            done.set()
+
+    async def _read_events(
+        self,
+        process: anyio.abc.Process,
+        state: _RunState,
+        on_event: Callable[[dict[str, Any]], object] | None,
+        done: anyio.Event,
+    ) -> None:
+        assert process.stdout is not None
+        pending = bytearray()
+        skipping = False  # inside a line that was too long, until its newline
+        try:
+            async for chunk in process.stdout:
+                pending += chunk
+                if b"\n" in chunk:
+                    *lines, rest = bytes(pending).split(b"\n")
+                    pending = bytearray(rest)
+                    for line in lines:
+                        if skipping:
+                            skipping = False
+                            continue
+                        if not await self._handle_line(line, process, state, on_event):
+                            return
+                if len(pending) > MAX_EVENT_BYTES:
+                    if not skipping:
+                        state.oversized_lines += 1
+                    skipping = True
+                    pending.clear()
+            if pending and not skipping:
+                await self._handle_line(bytes(pending), process, state, on_event)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+        finally:
+            done.set()
+
+    async def _handle_line(
+        self,
+        line: bytes,
+        process: anyio.abc.Process,
+        state: _RunState,
+        on_event: Callable[[dict[str, Any]], object] | None,
+    ) -> bool:
+        """Record one line of the channel; ``False`` when on_event failed and reading must stop."""
+        if len(line) > MAX_EVENT_BYTES:
+            state.oversized_lines += 1
+            return True
+        if not line.strip():
+            return True
+        try:
+            event = json.loads(line)
+        except (ValueError, RecursionError):
+            state.bad_lines += 1
+            return True
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            state.bad_lines += 1
+            return True
+        if event["type"] in ("result", "error"):
+            state.terminal = event
+            state.events.append(event)
+        elif len(state.events) < MAX_EVENTS:
+            state.events.append(event)
+        else:
+            state.events_dropped += 1
+        if event["type"] == "warning" and isinstance(event.get("message"), str):
+            state.warnings.append(f"worker: {event['message']}")
+        if on_event is None:
+            return True
+        try:
+            returned = on_event(event)
+            if inspect.isawaitable(returned):
+                await returned
+        except Exception as exc:
+            state.callback_error = exc
+            state.killed_by_us = True
+            _signal_group(process.pid, signal.SIGKILL)
+            return False
+        return True
+
+    def _outcome(
+        self,
+        returncode: int | None,
+        state: _RunState,
+        limits: Limits,
+        duration: float,
+        workspace: Path,
+    ) -> JobOutcome:
+        output = state.output.text()
+        warnings = list(state.warnings)
+        if state.output.dropped:
+            warnings.append(f"output truncated: {state.output.dropped} bytes dropped")
+        if state.events_dropped:
+            warnings.append(f"events dropped: {state.events_dropped} beyond the first {MAX_EVENTS}")
+        if state.bad_lines:
+            warnings.append(f"ignored {state.bad_lines} event line(s) that were not JSON objects with a type")
+        if state.oversized_lines:
+            warnings.append(f"ignored {state.oversized_lines} event line(s) over {MAX_EVENT_BYTES} bytes")
+
+        terminal = state.terminal or {}
+        peak = terminal.get("peak_rss_mb")
+        exit_code = returncode if returncode is not None and returncode >= 0 else None
+        sig = -returncode if returncode is not None and returncode < 0 else None
+        result = self._result(terminal, workspace, warnings) if terminal.get("type") == "result" else None
+
+        kind: ErrorKind | None
+        if state.timed_out:
+            kind = ErrorKind.TIMEOUT
+            root_cause = f"ran past its wall-clock limit of {limits.wall_seconds:g} s and was killed"
+            if state.killed_by_us:
+                root_cause += f" (ignored SIGTERM for {limits.grace_seconds:g} s; sent SIGKILL)"
+        elif result is not None and returncode == 0:
+            kind, root_cause = None, ""
+        elif terminal.get("type") == "error":
+            try:
+                kind = ErrorKind(terminal.get("kind"))
+            except ValueError:
+                kind = ErrorKind.ENV
+            root_cause = str(terminal.get("message") or "the job failed without a message")
+            if terminal.get("where"):
+                root_cause += f"\n  at {terminal['where']}"
+            root_cause = _cap(root_cause)
+        elif sig == signal.SIGKILL and not state.killed_by_us:
+            kind = ErrorKind.OOM
+            root_cause = "killed by SIGKILL (likely the kernel's out-of-memory killer)"
+        else:
+            kind = ErrorKind.OOM if _OOM_OUTPUT.search(output) else ErrorKind.ENV
+            if returncode == 0:
+                root_cause = _cap("exited without reporting a result\n" + _tail_lines(output, 1000))
+            else:
+                root_cause = _root_cause_from_output(output, returncode)
+                if result is not None:
+                    root_cause = _cap(f"reported a result, then {root_cause}")
+
+        ok = kind is None
+        return JobOutcome(
+            ok=ok,
+            result=result if ok else None,
+            error_kind=kind,
+            root_cause=root_cause,
+            exit_code=exit_code,
+            signal=sig,
+            timed_out=state.timed_out,
+            duration_s=duration,
+            peak_memory_mb=float(peak) if isinstance(peak, (int, float)) else None,
+            events=tuple(state.events),
+            output=output,
+            warnings=tuple(warnings),
+        )
+
+    def _result(
+        self, terminal: dict[str, Any], workspace: Path, warnings: list[str]
+    ) -> dict[str, Any] | None:
+        if "result_file" in terminal:
+            # Only a bare name inside the workspace is honoured.
+            path = workspace / Path(str(terminal["result_file"])).name
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                warnings.append(f"cannot read the result file {path.name}: {exc}")
+                return None
+        else:
+            loaded = terminal.get("result")
+        if not isinstance(loaded, dict):
+            warnings.append("the result event did not hold a JSON object")
+            return None
+        return loaded

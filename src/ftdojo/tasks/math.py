@@ -1,0 +1,582 @@
+"""The built-in ``math`` task: short arithmetic word problems answered as ``\\boxed{<integer>}``.
+
+The task is meant to be *learnable* by a tiny character-level model trained from
+scratch on a CPU for about a minute, so that fine-tuning measurably beats the base
+model (which scores 0). Hence problems are short and templated (single-digit
+operands, 6 wordings per category, names and items drawn from small lists) and the
+worked solutions are terse: every character is a token for such a model.
+
+Four raw sources of varying quality are generated, all deterministic in ``seed``:
+clean worked solutions, answers without working, a forum scrape in which exactly
+``round(0.2 * n)`` answers are wrong (detectable by recomputing the arithmetic, see
+:meth:`MathWordProblems.verify`), and off-domain trivia. The evaluation splits are
+balanced over the categories and share no question with each other or with any raw
+source.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+import re
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any
+
+import attrs
+
+from ftdojo.errors import ConfigError, DataError, TaskSpecError
+from ftdojo.tasks.spec import EvalItem, Example, RawSource, TaskSpec
+
+__all__ = ["INSTRUCTION", "MathWordProblems"]
+
+#: Appended to every question, for training prompts and evaluation prompts alike, so that
+#: a model fine-tuned on :meth:`MathWordProblems.to_example` output sees at evaluation
+#: exactly the prompt shape it was trained on.
+INSTRUCTION = "\nPut the final answer in \\boxed{}."
+
+#: Bumped whenever a change here alters the generated data (part of ``version()``).
+_GENERATOR_VERSION = 1
+
+_CATEGORIES = ("add", "sub", "mul", "two_step")
+
+_NAMES = (
+    "Ana", "Ben", "Carlos", "Dana", "Eli", "Farah", "Gus", "Hana", "Ivan", "Jade", "Kofi", "Lena",
+    "Mia", "Noah", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Vik", "Wen", "Yara", "Zoe",
+)  # fmt: skip
+
+# (singular, plural): "1 apple" but "3 apples", so every question reads as natural English.
+_ITEMS = (
+    ("apple", "apples"), ("pen", "pens"), ("marble", "marbles"), ("sticker", "stickers"),
+    ("book", "books"), ("cookie", "cookies"), ("shell", "shells"), ("coin", "coins"),
+    ("card", "cards"), ("stamp", "stamps"), ("egg", "eggs"), ("balloon", "balloons"),
+    ("candle", "candles"), ("rock", "rocks"), ("toy", "toys"), ("peach", "peaches"),
+)  # fmt: skip
+
+# Placeholders: {n}, {m} two different names; {a}, {b}, {c} the operands in the order the
+# equations use them; {A}, {B} an operand followed by the matching item noun; {i} the
+# plural noun. Operands appear in the text in equation order, so that the solution copies
+# numbers left to right -- the simplest thing for a tiny model to learn.
+_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "add": (
+        "{n} has {A}. {m} gives {n} {b} more. How many {i} does {n} have now?",
+        "There are {A} in a box and {B} on a shelf. How many {i} are there in total?",
+        "{n} found {A} on Monday and {B} on Tuesday. How many {i} did {n} find?",
+        "{n} buys {A}, then buys {b} more. How many {i} did {n} buy altogether?",
+        "{n} has {A} and {m} has {B}. How many {i} do they have together?",
+        "A bag holds {A}. {n} adds {B} to it. How many {i} are in the bag now?",
+    ),
+    "sub": (
+        "{n} had {A} and gave {b} to {m}. How many {i} does {n} have left?",
+        "There were {A} on the table. {n} took {b} of them. How many {i} are left?",
+        "{n} has {A} and loses {b} of them. How many {i} does {n} have now?",
+        "{n} has {A} and {m} has {B}. How many more {i} does {n} have than {m}?",
+        "A box had {A}. {n} used {b} of them. How many {i} remain in the box?",
+        "{n} wants {A} and already has {b}. How many more {i} does {n} need?",
+    ),
+    "mul": (
+        "{n} has {a} bags with {B} in each bag. How many {i} does {n} have?",
+        "There are {a} boxes and each box holds {B}. How many {i} are there in all?",
+        "{n} buys {a} packs of {i}. Each pack has {b}. How many {i} does {n} buy?",
+        "{a} children each have {B}. How many {i} do the children have in total?",
+        "A shelf has {a} rows with {B} in each row. How many {i} are on the shelf?",
+        "{n} gets {A} each day for {b} days. How many {i} does {n} get in all?",
+    ),
+    "two_step": (
+        "{n} has {A}, gets {b} more, then gives {c} to {m}. How many {i} does {n} have now?",
+        "A box has {A}. {n} adds {b} and then takes out {c}. How many {i} are in the box?",
+        "{n} picked {A} and {m} picked {b}. They gave away {c}. How many {i} are left?",
+        "There are {A} on a shelf. {b} more are added and {c} are sold. How many {i} are left?",
+        "{n} bought {A} and {b} more later, then lost {c}. How many {i} does {n} have?",
+        "{n} had {A}. {m} gave {n} {b} more, and {n} used {c}. How many {i} are left?",
+    ),
+}
+
+# Off-domain facts for ``trivia_mix``: (question, one-word answer).
+_CAPITALS = (
+    ("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Egypt", "Cairo"),
+    ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Canada", "Ottawa"), ("Germany", "Berlin"),
+    ("Norway", "Oslo"), ("Greece", "Athens"), ("Russia", "Moscow"), ("China", "Beijing"),
+    ("Chile", "Santiago"), ("Cuba", "Havana"), ("Ireland", "Dublin"), ("Portugal", "Lisbon"),
+    ("Austria", "Vienna"), ("Poland", "Warsaw"), ("Sweden", "Stockholm"), ("Finland", "Helsinki"),
+    ("Thailand", "Bangkok"), ("Ghana", "Accra"), ("Argentina", "Buenos Aires"), ("Mexico", "Mexico City"),
+    ("Denmark", "Copenhagen"), ("Hungary", "Budapest"), ("Turkey", "Ankara"), ("India", "New Delhi"),
+    ("Australia", "Canberra"),
+)  # fmt: skip
+_COLORS = (
+    ("a ripe banana", "yellow"), ("grass", "green"), ("a clear daytime sky", "blue"), ("snow", "white"),
+    ("coal", "black"), ("a ripe tomato", "red"), ("a carrot", "orange"), ("an eggplant", "purple"),
+    ("a lemon", "yellow"), ("milk", "white"), ("a fire truck", "red"), ("chocolate", "brown"),
+    ("a lime", "green"), ("a pumpkin", "orange"), ("a crow", "black"), ("a flamingo", "pink"),
+)  # fmt: skip
+_SOUNDS = (
+    ("moos", "cow"), ("barks", "dog"), ("meows", "cat"), ("neighs", "horse"), ("quacks", "duck"),
+    ("oinks", "pig"), ("baas", "sheep"), ("roars", "lion"), ("hoots", "owl"), ("croaks", "frog"),
+    ("hisses", "snake"), ("clucks", "hen"), ("buzzes", "bee"), ("howls", "wolf"),
+)  # fmt: skip
+_YOUNG = (
+    ("dog", "puppy"), ("cat", "kitten"), ("cow", "calf"), ("horse", "foal"), ("sheep", "lamb"),
+    ("goat", "kid"), ("frog", "tadpole"), ("bear", "cub"), ("duck", "duckling"), ("kangaroo", "joey"),
+    ("swan", "cygnet"), ("owl", "owlet"), ("deer", "fawn"), ("hen", "chick"),
+)  # fmt: skip
+_OPPOSITES = (
+    ("hot", "cold"), ("up", "down"), ("big", "small"), ("fast", "slow"), ("happy", "sad"),
+    ("light", "dark"), ("early", "late"), ("open", "closed"), ("full", "empty"), ("old", "young"),
+    ("hard", "soft"), ("high", "low"), ("wet", "dry"), ("loud", "quiet"), ("rich", "poor"),
+    ("thick", "thin"), ("strong", "weak"), ("left", "right"), ("north", "south"), ("east", "west"),
+    ("win", "lose"), ("push", "pull"), ("near", "far"), ("clean", "dirty"), ("day", "night"),
+)  # fmt: skip
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+_PLANETS = (
+    ("largest planet in the solar system", "Jupiter"), ("planet closest to the Sun", "Mercury"),
+    ("planet known as the Red Planet", "Mars"), ("planet we live on", "Earth"),
+    ("planet famous for its bright rings", "Saturn"), ("hottest planet in the solar system", "Venus"),
+)  # fmt: skip
+_TRIVIA_PHRASINGS = ("{q}", "Trivia: {q}", "Quick question: {q}", "Can you tell me: {q}", "Pub quiz: {q}")
+
+_INT_MAX_DIGITS = 100  # beyond this a "number" is not an answer; keep it a string (no huge ints)
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+_BOX = re.compile(r"\\boxed\s*\{")
+# ``a op b = c``; operands may be signed or decimal. ``-`` is listed last so it is literal.
+_EQUATION = re.compile(r"(?<![\d.])(-?\d+(?:\.\d+)?)\s*([+*×-])\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
+_OPS: dict[str, Callable[[Fraction, Fraction], Fraction]] = {
+    "+": lambda x, y: x + y,
+    "-": lambda x, y: x - y,
+    "*": lambda x, y: x * y,
+    "×": lambda x, y: x * y,
+}
+
+
+@attrs.frozen
+class _Problem:
+    question: str
+    solution: str
+    answer: str
+    category: str
+    #: The final equation's left-hand side, kept so a wrong variant can be made from it.
+    last_lhs: str
+
+
+def _format_prompt(question: str) -> str:
+    return question.strip() + INSTRUCTION
+
+
+def _boxed_sentence(answer: str) -> str:
+    return f"The answer is \\boxed{{{answer}}}."
+
+
+def _noun(count: int, item: tuple[str, str]) -> str:
+    return item[0] if count == 1 else item[1]
+
+
+def _make_problem(rng: random.Random, category: str) -> _Problem:
+    """One problem of ``category``; operand ranges keep every result a small positive integer."""
+    n, m = rng.sample(_NAMES, 2)
+    item = rng.choice(_ITEMS)
+    template = rng.choice(_TEMPLATES[category])
+    c = 0
+    if category == "add":
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        lines = [(f"{a} + {b}", a + b)]
+    elif category == "sub":
+        a = rng.randint(2, 18)
+        b = rng.randint(1, min(9, a - 1))
+        lines = [(f"{a} - {b}", a - b)]
+    elif category == "mul":
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        lines = [(f"{a} * {b}", a * b)]
+    elif category == "two_step":
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        c = rng.randint(1, a + b - 1)
+        lines = [(f"{a} + {b}", a + b), (f"{a + b} - {c}", a + b - c)]
+    else:  # pragma: no cover - categories are a closed set
+        raise TaskSpecError(f"unknown math category {category!r}")
+    question = template.format(
+        n=n, m=m, i=item[1], a=a, b=b, c=c,
+        A=f"{a} {_noun(a, item)}", B=f"{b} {_noun(b, item)}",
+    )  # fmt: skip
+    answer = str(lines[-1][1])
+    solution = "\n".join([*(f"{lhs} = {value}" for lhs, value in lines), _boxed_sentence(answer)])
+    return _Problem(
+        question=question, solution=solution, answer=answer, category=category, last_lhs=lines[-1][0]
+    )
+
+
+def _with_wrong_answer(problem: _Problem, rng: random.Random) -> _Problem:
+    """``problem`` with its final result and boxed answer both off by a small non-zero delta.
+
+    Only the last equation is falsified, as a careless forum poster would: the earlier
+    steps stay right, and the error is visible to anyone who redoes the last sum.
+    """
+    right = int(problem.answer)
+    wrong = right + rng.choice([d for d in (-2, -1, 1, 2) if right + d >= 0])
+    lines = problem.solution.split("\n")
+    lines[-2] = f"{problem.last_lhs} = {wrong}"
+    lines[-1] = _boxed_sentence(str(wrong))
+    return attrs.evolve(problem, solution="\n".join(lines), answer=str(wrong))
+
+
+@functools.cache
+def _trivia_facts() -> tuple[tuple[str, str], ...]:
+    facts: list[tuple[str, str]] = []
+    facts += [(f"What is the capital of {country}?", city) for country, city in _CAPITALS]
+    facts += [(f"What color is {thing}?", color) for thing, color in _COLORS]
+    facts += [(f"Which animal {sound}?", animal) for sound, animal in _SOUNDS]
+    facts += [(f"What is a baby {animal} called?", young) for animal, young in _YOUNG]
+    facts += [(f"What is the opposite of {w}?", o) for w, o in _OPPOSITES]
+    facts += [(f"What is the opposite of {o}?", w) for w, o in _OPPOSITES]
+    facts += [(f"Which day comes after {d}?", _DAYS[(k + 1) % 7]) for k, d in enumerate(_DAYS)]
+    facts += [(f"Which day comes before {d}?", _DAYS[k - 1]) for k, d in enumerate(_DAYS)]
+    facts += [(f"Which month comes after {mo}?", _MONTHS[(k + 1) % 12]) for k, mo in enumerate(_MONTHS)]
+    facts += [(f"Which month comes before {mo}?", _MONTHS[k - 1]) for k, mo in enumerate(_MONTHS)]
+    facts += [(f"What is the {desc}?", planet) for desc, planet in _PLANETS]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    facts += [(f"Which letter comes after {x} in the alphabet?", y) for x, y in itertools.pairwise(letters)]
+    return tuple((p.format(q=q), a) for q, a in facts for p in _TRIVIA_PHRASINGS)
+
+
+def _canonical_number(text: str) -> str | None:
+    """``text`` as a canonical number string ("8.0" -> "8", "2.50" -> "2.5"), or ``None``."""
+    if _THOUSANDS.fullmatch(text):
+        text = text.replace(",", "")
+    if not _NUMBER.fullmatch(text):
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the regex admits only valid literals
+        return None
+    if abs(value.adjusted()) > _INT_MAX_DIGITS:
+        return None
+    if value == value.to_integral_value():
+        return str(int(value))  # also folds "-0" into "0"
+    return format(value.normalize(), "f")
+
+
+def _normalize_answer(text: str) -> str:
+    # "{,}" is LaTeX's way to write a thousands comma without spacing ("1{,}000").
+    cleaned = re.sub(r"\s+", "", text).replace("{,}", ",").replace("$", "")
+    number = _canonical_number(cleaned)
+    return cleaned if number is None else number
+
+
+def _last_boxed(output: str) -> str | None:
+    """Content of the last complete ``\\boxed{...}`` in ``output`` (balanced braces).
+
+    Boxes are scanned left to right; an unterminated one ends the scan (it swallows the
+    rest of the text), and a box inside the last box is unwrapped.
+    """
+    found: str | None = None
+    pos = 0
+    while (match := _BOX.search(output, pos)) is not None:
+        depth, k = 1, match.end()
+        while k < len(output) and depth:
+            depth += {"{": 1, "}": -1}.get(output[k], 0)
+            k += 1
+        if depth:  # never closed (e.g. generation cut off): nothing after it can be complete
+            break
+        found = output[match.end() : k - 1]
+        pos = k
+    if found is not None and _BOX.search(found):
+        # "\boxed{\boxed{5}}": the innermost box is the answer that was meant. The content is
+        # balanced, so a box inside it is always complete.
+        inner = _last_boxed(found)
+        return found if inner is None else inner
+    return found
+
+
+class MathWordProblems(TaskSpec):
+    """Arithmetic word problems (add, sub, mul, two-step) answered as ``\\boxed{<integer>}``.
+
+    Parameters are the sizes of the four raw sources and of the two evaluation splits,
+    and the ``seed`` every generated record depends on. They are kept in ``params``
+    so that a sandbox worker can re-create the same task by name.
+    """
+
+    name = "math"
+    domain = "math"
+    description = (
+        "Short arithmetic word problems about people and everyday items: one addition, "
+        "subtraction or multiplication of small numbers, or an addition followed by a "
+        "subtraction (two_step). Every answer is a non-negative integer. The evaluator reads "
+        "the last \\boxed{...} in the response; worked solutions show one equation per line "
+        "and end with 'The answer is \\boxed{N}.'"
+    )
+    output_format = "\\boxed{<integer>}"
+    metric = "accuracy"
+    categories = _CATEGORIES
+    # Every response this task teaches ends with "\boxed{N}." and no earlier "}." occurs
+    # in it, so greedy decoding can stop right after the answer instead of running on.
+    stop_strings = ("}.",)
+    max_new_tokens = 64
+    #: Fraction of ``forum_scrape`` records with a wrong final answer (``round(rate * n)``).
+    FORUM_NOISE_RATE = 0.2
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        worked_solutions: int = 1500,
+        answers_only: int = 3000,
+        forum_scrape: int = 1500,
+        trivia_mix: int = 800,
+        validation_size: int = 100,
+        test_size: int = 100,
+    ) -> None:
+        sizes = {
+            "worked_solutions": worked_solutions,
+            "answers_only": answers_only,
+            "forum_scrape": forum_scrape,
+            "trivia_mix": trivia_mix,
+            "validation_size": validation_size,
+            "test_size": test_size,
+        }
+        for key, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"math task: {key} must be a non-negative integer, got {value!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"math task: seed must be an integer, got {seed!r}")
+        trivia_capacity = len(_trivia_facts())
+        if trivia_mix > trivia_capacity:
+            raise ConfigError(f"math task: trivia_mix is at most {trivia_capacity} (distinct questions)")
+        self.seed = seed
+        self.sizes = sizes
+        self.params: dict[str, Any] = {"seed": seed, **sizes}
+        self._built: tuple[tuple[RawSource, ...], tuple[EvalItem, ...], tuple[EvalItem, ...]] | None = None
+
+    def __repr__(self) -> str:
+        return f"MathWordProblems({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+
+    # -- generation ---------------------------------------------------------------------
+
+    def _rng(self, stream: str) -> random.Random:
+        # A string seed goes through SHA-512 in random.seed, so streams are independent of
+        # each other, stable across processes and untouched by PYTHONHASHSEED.
+        return random.Random(f"ftdojo-math-v{_GENERATOR_VERSION}:{self.seed}:{stream}")
+
+    def _unique_problems(self, rng: random.Random, categories: list[str], seen: set[str]) -> list[_Problem]:
+        """One new problem per entry of ``categories``, none with a question already in ``seen``."""
+        problems = []
+        for category in categories:
+            for _ in range(1000):
+                problem = _make_problem(rng, category)
+                if problem.question not in seen:
+                    break
+            else:  # the question space is ~10^5 per category; this would mean a broken generator
+                raise TaskSpecError(f"math task: cannot draw a new {category} question")
+            seen.add(problem.question)
+            problems.append(problem)
+        return problems
+
+    @staticmethod
+    def _balanced(n: int, rng: random.Random) -> list[str]:
+        # Equal counts per category (the first ones take the remainder), in a shuffled order.
+        k = len(_CATEGORIES)
+        categories = [c for j, c in enumerate(_CATEGORIES) for _ in range(n // k + (j < n % k))]
+        rng.shuffle(categories)
+        return categories
+
+    def _build(self) -> tuple[tuple[RawSource, ...], tuple[EvalItem, ...], tuple[EvalItem, ...]]:
+        if self._built is not None:
+            return self._built
+        s = self.sizes
+        # Evaluation items are drawn first, and every later draw skips questions already
+        # taken: the splits are disjoint from each other and from all raw sources by
+        # construction (and checked below). Raw sources are disjoint from one another too.
+        seen: set[str] = set()
+        splits = []
+        split_sizes = (("validation", s["validation_size"], "val"), ("test", s["test_size"], "test"))
+        for split, size, prefix in split_sizes:
+            rng = self._rng(split)
+            problems = self._unique_problems(rng, self._balanced(size, rng), seen)
+            splits.append(
+                tuple(
+                    EvalItem(
+                        item_id=f"{prefix}-{k:04d}",
+                        prompt=_format_prompt(p.question),
+                        reference=p.answer,
+                        category=p.category,
+                    )
+                    for k, p in enumerate(problems)
+                )
+            )
+        validation, test = splits
+
+        rng = self._rng("worked_solutions")
+        worked = [
+            {"question": p.question, "solution": p.solution, "answer": p.answer, "category": p.category}
+            for p in self._unique_problems(rng, self._balanced(s["worked_solutions"], rng), seen)
+        ]
+
+        rng = self._rng("answers_only")
+        answers = [
+            {"question": p.question, "answer": p.answer, "category": p.category}
+            for p in self._unique_problems(rng, self._balanced(s["answers_only"], rng), seen)
+        ]
+
+        rng = self._rng("forum_scrape")
+        forum_problems = self._unique_problems(rng, self._balanced(s["forum_scrape"], rng), seen)
+        n_wrong = round(self.FORUM_NOISE_RATE * len(forum_problems))
+        for k in rng.sample(range(len(forum_problems)), n_wrong):
+            forum_problems[k] = _with_wrong_answer(forum_problems[k], rng)
+        forum = [
+            {"question": p.question, "solution": p.solution, "answer": p.answer, "category": p.category}
+            for p in forum_problems
+        ]
+
+        rng = self._rng("trivia_mix")
+        trivia = [{"question": q, "answer": a} for q, a in rng.sample(_trivia_facts(), s["trivia_mix"])]
+
+        n_ws, n_ao, n_fs, n_tm = len(worked), len(answers), len(forum), len(trivia)
+        sources = (
+            RawSource(
+                source_id="worked_solutions",
+                records=tuple(worked),
+                note=(
+                    f"{n_ws} word problems (add, sub, mul, two_step) with short worked solutions: "
+                    "explicit arithmetic, one equation per line, then 'The answer is \\boxed{N}.' "
+                    "Answers recomputed from the equations and all correct; good SFT material."
+                ),
+            ),
+            RawSource(
+                source_id="answers_only",
+                records=tuple(answers),
+                note=(
+                    f"{n_ao} problems of the same kinds with the final answer only, no working. "
+                    "Spot-checked answers are correct; plenty of volume, but nothing to learn "
+                    "the intermediate steps from."
+                ),
+            ),
+            RawSource(
+                source_id="forum_scrape",
+                records=tuple(forum),
+                note=(
+                    f"{n_fs} problems scraped from a homework-help forum, worked solutions in the "
+                    "same style. Answers are unreliable: recomputing the arithmetic shows roughly "
+                    "one in five final results (and their boxed answers) are wrong. Filter first."
+                ),
+            ),
+            RawSource(
+                source_id="trivia_mix",
+                records=tuple(trivia),
+                note=(
+                    f"{n_tm} general-knowledge Q&A pairs (capitals, colors, animals, opposites, "
+                    "calendar) with one-word answers and no category. Off-domain: no arithmetic at all."
+                ),
+            ),
+        )
+        self._check_disjoint(sources, validation, test)
+        self._built = (sources, validation, test)
+        return self._built
+
+    @staticmethod
+    def _check_disjoint(
+        sources: Sequence[RawSource], validation: Sequence[EvalItem], test: Sequence[EvalItem]
+    ) -> None:
+        val_prompts = {item.prompt for item in validation}
+        test_prompts = {item.prompt for item in test}
+        raw_prompts = {_format_prompt(str(r["question"])) for src in sources for r in src.records}
+        if len(val_prompts) != len(validation) or len(test_prompts) != len(test):
+            raise TaskSpecError("math task: an evaluation split repeats a prompt")
+        if val_prompts & test_prompts or (val_prompts | test_prompts) & raw_prompts:
+            raise TaskSpecError("math task: evaluation prompts overlap each other or the raw sources")
+
+    # -- TaskSpec -----------------------------------------------------------------------
+
+    def raw_sources(self) -> Sequence[RawSource]:
+        """``worked_solutions``, ``answers_only``, ``forum_scrape``, ``trivia_mix``, in that order.
+
+        Records are fresh copies on every call, so callers may modify them freely.
+        """
+        sources = self._build()[0]
+        return [attrs.evolve(src, records=tuple(dict(r) for r in src.records)) for src in sources]
+
+    def eval_splits(self) -> tuple[Sequence[EvalItem], Sequence[EvalItem]]:
+        """``(validation, test)``, balanced over the categories, prompts disjoint from all raw data."""
+        _, validation, test = self._build()
+        return list(validation), list(test)
+
+    def format_prompt(self, question: str) -> str:
+        """The prompt for ``question``: the question and the answer-format instruction."""
+        return _format_prompt(question)
+
+    def to_example(self, record: dict[str, Any], *, include_rationale: bool) -> Example | None:
+        """A training example; the response is the worked solution when asked for and present.
+
+        Without a solution (or with ``include_rationale=False``) the response is just
+        ``The answer is \\boxed{<answer>}.``, the same ending a worked solution has, so
+        both kinds of response stop at the same place. Returns ``None`` for a record whose
+        question or answer is blank; raises :class:`ftdojo.errors.DataError` naming the
+        field when ``question`` or ``answer`` is missing or not text.
+        """
+        for field in ("question", "answer"):
+            if field not in record:
+                raise DataError(f"math record is missing the {field!r} field (has: {sorted(record)})")
+        question, answer = record["question"], record["answer"]
+        if not isinstance(question, str):
+            raise DataError(f"math record field 'question' must be a string, got {type(question).__name__}")
+        if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+            kind = type(answer).__name__
+            raise DataError(f"math record field 'answer' must be text or a number, got {kind}")
+        answer_text = str(answer).strip()
+        if not question.strip() or not answer_text:
+            return None
+        solution = record.get("solution")
+        if include_rationale and isinstance(solution, str) and solution.strip():
+            response = solution.strip()
+        else:
+            response = _boxed_sentence(answer_text)
+        category = record.get("category")
+        return Example(
+            prompt=_format_prompt(question),
+            response=response,
+            category=category if isinstance(category, str) else "",
+        )
+
+    def extract_answer(self, output: str) -> str | None:
+        """The normalised content of the last ``\\boxed{...}`` in ``output``; ``None`` without one.
+
+        Whitespace, ``$`` and thousands separators are removed; a number is put in
+        canonical form (``"8.0"`` -> ``"8"``, ``"1,000"`` -> ``"1000"``); anything else is
+        returned as the stripped text, so it simply fails to match a numeric reference.
+        """
+        content = _last_boxed(output)
+        return None if content is None else _normalize_answer(content)
+
+    def verify(self, record: dict[str, Any]) -> bool | None:
+        """Whether the record's worked arithmetic and final answer check out.
+
+        ``None`` when the record has no solution, or a solution without any
+        ``a op b = c`` equation: there is nothing to recompute. Otherwise ``True`` iff
+        every equation is arithmetically right and both the boxed answer in the solution
+        (if any) and the ``answer`` field (if any) equal the last equation's result.
+        """
+        solution = record.get("solution")
+        if not isinstance(solution, str):
+            return None
+        equations = _EQUATION.findall(solution)
+        if not equations:
+            return None
+        for lhs, op, rhs, result in equations:
+            if _OPS[op](Fraction(lhs), Fraction(rhs)) != Fraction(result):
+                return False
+        final = _canonical_number(equations[-1][3])
+        boxed = self.extract_answer(solution)
+        if boxed is not None and boxed != final:
+            return False
+        answer = record.get("answer")
+        return answer is None or _normalize_answer(str(answer)) == final
+
+    def version(self) -> str:
+        """Generator version, seed and every size: changes whenever the generated data would."""
+        s = self.sizes
+        return (
+            f"math-v{_GENERATOR_VERSION}-seed{self.seed}-ws{s['worked_solutions']}-ao{s['answers_only']}"
+            f"-fs{s['forum_scrape']}-tm{s['trivia_mix']}-val{s['validation_size']}-test{s['test_size']}"
+        )

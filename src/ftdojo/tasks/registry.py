@@ -1,0 +1,70 @@
+"""Name → task class, filled from the built-in suite and the ``ftdojo.tasks`` entry points.
+
+Workers re-create a task from its name and constructor parameters, so a task class
+must be importable by name in a fresh process: registration happens at import of
+its module (built-ins) or through an entry point (plugins).
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+from ftdojo.errors import TaskSpecError, UnknownTaskError
+from ftdojo.tasks.spec import TaskSpec
+
+__all__ = ["available_tasks", "get_task", "register_task", "task_reference"]
+
+_BUILTIN_MODULES = {"math": "ftdojo.tasks.math:MathWordProblems"}
+_registry: dict[str, str] = dict(_BUILTIN_MODULES)
+_plugins_loaded = False
+
+
+def register_task(name: str, import_path: str) -> None:
+    """Register ``module:Class`` under ``name`` (a later registration replaces an earlier one)."""
+    if ":" not in import_path:
+        raise TaskSpecError(f"task {name!r}: import path must look like 'module:Class', got {import_path!r}")
+    _registry[name] = import_path
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group="ftdojo.tasks"):
+        _registry.setdefault(ep.name, ep.value)
+
+
+def available_tasks() -> tuple[str, ...]:
+    _load_plugins()
+    return tuple(sorted(_registry))
+
+
+def _load_class(name: str, import_path: str) -> type[TaskSpec]:
+    module_name, _, attr = import_path.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise TaskSpecError(f"task {name!r}: cannot import {import_path}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, TaskSpec)):
+        raise TaskSpecError(f"task {name!r}: {import_path} is not a TaskSpec subclass")
+    return cls
+
+
+def get_task(name: str, **params: Any) -> TaskSpec:
+    """A task instance from its registered name and constructor parameters."""
+    _load_plugins()
+    if name not in _registry:
+        raise UnknownTaskError(f"no task named {name!r}; known tasks: {', '.join(available_tasks())}")
+    cls = _load_class(name, _registry[name])
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise TaskSpecError(f"task {name!r}: bad parameters {params!r}: {exc}") from exc
+
+
+def task_reference(task: TaskSpec) -> dict[str, Any]:
+    """What a worker needs to re-create ``task``: its name and constructor parameters."""
+    return {"name": task.name, "params": dict(getattr(task, "params", {}))}

@@ -1,0 +1,94 @@
+"""What a task is made of, as the Dojo (not the agent) sees it.
+
+A :class:`TaskSpec` generates its raw sources and its two evaluation splits, turns a
+raw record into a training example, reads an answer out of a model's output and names
+the metric that scores it. Everything here must be pure Python with no heavy imports:
+specs are loaded in the Dojo's own process and re-created inside sandbox workers from
+their registered name.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+__all__ = ["EvalItem", "Example", "RawSource", "TaskSpec"]
+
+
+@attrs.frozen(kw_only=True)
+class RawSource:
+    """One raw dataset of a task, before it is stored in the repository."""
+
+    source_id: str
+    records: tuple[dict[str, Any], ...]
+    #: What a practitioner would write after looking at it (shown in the catalogue).
+    note: str
+    format: str = "jsonl"
+
+
+@attrs.frozen(kw_only=True)
+class EvalItem:
+    """One benchmark item: the user prompt, the reference answer, its category."""
+
+    item_id: str
+    prompt: str
+    reference: str
+    category: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Example:
+    """A training pair: the user prompt and the assistant response the loss is taken on."""
+
+    prompt: str
+    response: str
+    category: str = ""
+
+
+class TaskSpec(abc.ABC):
+    """Base class of every task; subclasses register with :func:`ftdojo.tasks.register`."""
+
+    #: Registry name, e.g. ``"math"``.
+    name: str
+    domain: str
+    description: str
+    output_format: str
+    #: Name of a metric module shipped in :mod:`ftdojo.metrics`.
+    metric: str
+    categories: tuple[str, ...] = ()
+    #: Greedy generation stops at the first of these strings (after an answer appears).
+    stop_strings: tuple[str, ...] = ()
+    max_new_tokens: int = 128
+    #: The raw-data and split generators are deterministic in this seed.
+    seed: int = 0
+
+    @abc.abstractmethod
+    def raw_sources(self) -> Sequence[RawSource]:
+        """The raw datasets an agent may curate, in a stable order."""
+
+    @abc.abstractmethod
+    def eval_splits(self) -> tuple[Sequence[EvalItem], Sequence[EvalItem]]:
+        """``(validation, test)``; disjoint, and disjoint from every raw source's prompts."""
+
+    @abc.abstractmethod
+    def to_example(self, record: dict[str, Any], *, include_rationale: bool) -> Example | None:
+        """A raw record as a training example, or ``None`` if it cannot be one.
+
+        Raises :class:`ftdojo.DataError` (naming the missing field) for a record
+        that does not have the shape the task expects.
+        """
+
+    @abc.abstractmethod
+    def extract_answer(self, output: str) -> str | None:
+        """The answer in a model's output, normalised; ``None`` if the format is not met."""
+
+    def verify(self, record: dict[str, Any]) -> bool | None:
+        """Whether a raw record's answer checks out; ``None`` when it cannot be checked."""
+        return None
+
+    def version(self) -> str:
+        """Changes whenever the generated data would change (used for caching)."""
+        return f"{self.name}-seed{self.seed}"

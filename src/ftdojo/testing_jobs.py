@@ -1,0 +1,168 @@
+"""Deliberately misbehaving sandbox jobs, for checking that a sandbox contains them.
+
+Each function is an entry for :class:`ftdojo.sandbox.Job`, e.g.
+``Job(entry="ftdojo.testing_jobs:hang", payload={"ignore_sigterm": True}, stage=Stage.TRAIN)``.
+They import nothing heavy, so they start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from ftdojo.feedback import ErrorKind
+from ftdojo.sandbox.protocol import MAX_EVENT_BYTES, JobFailure, WorkerContext
+
+__all__ = [
+    "allocate",
+    "crash",
+    "echo",
+    "env",
+    "flood",
+    "garbage_events",
+    "hang",
+    "hard_exit",
+    "kill_self",
+    "many_events",
+    "nan_loss",
+    "network",
+    "segfault",
+]
+
+
+def echo(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Emits ``payload["steps"]`` (default 3) progress events, prints to stdout, returns the payload."""
+    for step in range(int(payload.get("steps", 3))):
+        ctx.emit("progress", step=step)
+    # Lands in the captured output, not in the event channel.
+    print("echo: printed to stdout")
+    return payload
+
+
+def crash(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Raises ``RuntimeError(payload["message"])``."""
+    raise RuntimeError(payload.get("message", "deliberate crash"))
+
+
+def _sleep_forever() -> None:
+    while True:
+        time.sleep(3600)
+
+
+def hang(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Sleeps forever. ``ignore_sigterm``: ignore SIGTERM; ``grandchild``: fork one that hangs too.
+
+    Emits ``{"type": "pids", "pid": ..., "grandchild": ...}`` first.
+    """
+    if payload.get("ignore_sigterm"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    grandchild = None
+    if payload.get("grandchild"):
+        grandchild = os.fork()
+        if grandchild == 0:
+            try:
+                _sleep_forever()
+            finally:
+                os._exit(0)
+    ctx.emit("pids", pid=os.getpid(), grandchild=grandchild)
+    _sleep_forever()
+    raise AssertionError("unreachable")
+
+
+def allocate(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Allocates ``payload["bytes"]`` and touches every page.
+
+    With ``chunk_bytes`` it allocates chunk by chunk, so that memory is already full when
+    the allocation fails (the worker must still report the error).
+    """
+    total = int(payload["bytes"])
+    chunk = int(payload.get("chunk_bytes", total))
+    held: list[bytearray] = []
+    allocated = 0
+    while allocated < total:
+        size = min(chunk, total - allocated)
+        block = bytearray(size)
+        for offset in range(0, size, 4096):
+            block[offset] = 1
+        held.append(block)
+        allocated += size
+    return {"allocated": allocated}
+
+
+def segfault(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Dies of SIGSEGV (``how="ctypes"`` dereferences NULL; the default sends the signal)."""
+    if payload.get("how") == "ctypes":
+        import ctypes
+
+        ctypes.string_at(0)
+    else:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    time.sleep(10)
+    raise RuntimeError("still alive after SIGSEGV")
+
+
+def kill_self(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Sends itself ``payload["signal"]`` (default SIGKILL, as the kernel's OOM killer would)."""
+    os.kill(os.getpid(), int(payload.get("signal", signal.SIGKILL)))
+    time.sleep(10)
+    raise RuntimeError("still alive after the signal")
+
+
+def hard_exit(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Writes ``payload["stderr"]`` to stderr and leaves with ``os._exit(payload["code"])``."""
+    sys.stderr.write(str(payload.get("stderr", "")))
+    sys.stderr.flush()
+    os._exit(int(payload.get("code", 3)))
+
+
+def flood(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Writes ``payload["megabytes"]`` MiB to stdout and as much to stderr."""
+    line = "x" * 1023 + "\n"
+    block = line * 1024
+    megabytes = int(payload.get("megabytes", 50))
+    for _ in range(megabytes):
+        sys.stdout.write(block)
+        sys.stderr.write(block)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return {"megabytes": megabytes}
+
+
+def nan_loss(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Reports a NaN loss, then fails with ``DIVERGED``."""
+    ctx.emit("train_step", step=1, loss=2.5)
+    ctx.emit("train_step", step=2, loss=float("nan"), grad_norm=float("inf"))
+    raise JobFailure(ErrorKind.DIVERGED, "loss became NaN at step 2")
+
+
+def env(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Returns the child's environment."""
+    return dict(os.environ)
+
+
+def network(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Returns the names of the network interfaces the child can see."""
+    return {"interfaces": sorted(name for _index, name in socket.if_nameindex())}
+
+
+def garbage_events(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Writes lines that are not events to the event channel, then one real event."""
+    ctx._write_raw(b"this is not json\n")
+    ctx._write_raw(b"[1, 2, 3]\n")
+    ctx._write_raw(b'{"no_type": true}\n')
+    ctx._write_raw(b"\xff\xfe\n")
+    ctx._write_raw(b'{"type": "huge", "pad": "' + b"x" * (MAX_EVENT_BYTES + 1000) + b'"}\n')
+    ctx.emit("after_garbage")
+    return {"survived": True}
+
+
+def many_events(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Emits ``payload["count"]`` events."""
+    count = int(payload["count"])
+    for index in range(count):
+        ctx.emit("tick", index=index)
+    return {"count": count}
