@@ -30,7 +30,13 @@ PLAN = Plan(data=DataRecipe(sources=[SourceSelection(source="s")]))
 def _trial(feedback: Feedback, trial_id: str = "t001", parent: str | None = None) -> Trial:
     import attrs
 
-    return Trial(trial_id=trial_id, plan=attrs.evolve(PLAN, parent=parent), feedback=feedback, started_at=0, finished_at=1)
+    return Trial(
+        trial_id=trial_id,
+        plan=attrs.evolve(PLAN, parent=parent),
+        feedback=feedback,
+        started_at=0,
+        finished_at=1,
+    )
 
 
 trainings = st.builds(
@@ -76,7 +82,9 @@ def test_a_non_finite_loss_is_always_diagnosed_as_divergence(feedback: Feedback,
 
 
 @given(feedbacks, st.none() | evaluations)
-def test_every_finding_has_evidence_and_analysis_is_deterministic(feedback: Feedback, parent_eval: object) -> None:
+def test_every_finding_has_evidence_and_analysis_is_deterministic(
+    feedback: Feedback, parent_eval: object
+) -> None:
     parent = None
     if parent_eval is not None:
         parent = _trial(
@@ -116,7 +124,11 @@ def test_regression_and_weak_category_are_found() -> None:
             trial_id="t002",
             execution=ExecutionFeedback(ok=True),
             evaluation=EvaluationFeedback(
-                metric="accuracy", score=0.5, n=10, format_compliance=0.5, per_category={"add": 0.9, "mul": 0.1}
+                metric="accuracy",
+                score=0.5,
+                n=10,
+                format_compliance=0.5,
+                per_category={"add": 0.9, "mul": 0.1},
             ),
         ),
         trial_id="t002",

@@ -36,8 +36,12 @@ unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 
 recipes = st.builds(
     DataRecipe,
-    sources=st.lists(st.builds(SourceSelection, source=names, max_records=st.none() | st.integers(1, 10_000)),
-                     min_size=1, max_size=4, unique_by=lambda s: s.source),
+    sources=st.lists(
+        st.builds(SourceSelection, source=names, max_records=st.none() | st.integers(1, 10_000)),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda s: s.source,
+    ),
     dedupe=st.booleans(),
     verified_only=st.booleans(),
     include_rationale=st.booleans(),
@@ -84,8 +88,9 @@ feedbacks = st.builds(
         DataFeedback,
         records=st.integers(0, 10**6),
         tokens=st.integers(0, 10**9),
-        steps=st.lists(st.builds(StepCount, step=names, records_in=st.integers(0, 99), records_out=st.integers(0, 99)))
-        .map(tuple),
+        steps=st.lists(
+            st.builds(StepCount, step=names, records_in=st.integers(0, 99), records_out=st.integers(0, 99))
+        ).map(tuple),
         per_source=st.dictionaries(names, st.integers(0, 10**6)),
     ),
     training=st.none()
@@ -105,7 +110,8 @@ feedbacks = st.builds(
         per_category=st.dictionaries(names, unit),
         format_compliance=unit,
         errors=st.lists(
-            st.builds(ErrorSample, prompt=texts, expected=texts, output=texts, prediction=st.none() | texts), max_size=3
+            st.builds(ErrorSample, prompt=texts, expected=texts, output=texts, prediction=st.none() | texts),
+            max_size=3,
         ).map(tuple),
     ),
 )

@@ -24,11 +24,15 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Base model: 'tiny', a local folder or a HF id.")]
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="Base model: 'tiny', a local folder or a HF id.")
+]
 HomeOption = Annotated[
     Path | None, typer.Option("--home", help="Cache directory (default: $FTDOJO_HOME or ~/.cache/ftdojo).")
 ]
-ThreadsOption = Annotated[int | None, typer.Option("--threads", help="CPU threads per worker (default: all).")]
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads per worker (default: all).")
+]
 
 
 def _version(value: bool) -> None:
@@ -82,7 +86,9 @@ class _Progress:
             self.stage = str(event["stage"])
         if kind == "loss":
             self.step = f"{event.get('step')}/{event.get('max_steps')}"
-            self.loss = f"{event.get('loss'):.4f}" if isinstance(event.get("loss"), float) else str(event.get("loss"))
+            self.loss = (
+                f"{event.get('loss'):.4f}" if isinstance(event.get("loss"), float) else str(event.get("loss"))
+            )
         elif kind == "progress" and event.get("step") == "generate":
             self.step = f"{event.get('done')}/{event.get('total')} prompts"
         elif kind == "trial_finished":
@@ -110,7 +116,9 @@ def run_command(
     trials: Annotated[int, typer.Option("--trials", help="Most trials the agent may run.")] = 3,
     time_limit: Annotated[float, typer.Option("--time", help="Wall-time budget in seconds.")] = 1800.0,
     tokens: Annotated[int | None, typer.Option("--tokens", help="Budget of trained tokens.")] = None,
-    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run directories go.")] = Path("ftdojo-runs"),
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run directories go.")] = Path(
+        "ftdojo-runs"
+    ),
     home: HomeOption = None,
     threads: ThreadsOption = None,
     baseline: Annotated[bool, typer.Option(help="Also score the untouched base model.")] = True,
@@ -134,10 +142,14 @@ def run_command(
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
 
-    table = Table("trial", "parent", "focus", "status", "validation", "train loss", "seconds", title=f"{task} · {model}")
+    table = Table(
+        "trial", "parent", "focus", "status", "validation", "train loss", "seconds", title=f"{task} · {model}"
+    )
     for trial in result.trials:
         fb = trial.feedback
-        status = "ok" if fb.ok else f"{fb.execution.error_kind.value if fb.execution.error_kind else 'failed'}"
+        status = (
+            "ok" if fb.ok else f"{fb.execution.error_kind.value if fb.execution.error_kind else 'failed'}"
+        )
         loss = fb.training.final_loss if fb.training else None
         marker = " *" if trial.trial_id == result.final_trial_id else ""
         table.add_row(
@@ -159,7 +171,9 @@ def run_command(
         f"final model: {result.final_trial_id or 'none'}  validation {_score(result.validation_score)}  "
         f"test {_score(result.test_score)}"
     )
-    console.print(f"stopped: {result.stop_reason}; used {result.usage.trials} trials, {result.usage.seconds:.0f}s")
+    console.print(
+        f"stopped: {result.stop_reason}; used {result.usage.trials} trials, {result.usage.seconds:.0f}s"
+    )
     console.print(f"run directory: {result.run_dir}")
 
 
@@ -180,8 +194,10 @@ def baseline_command(
     except FTDojoError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    console.print(f"{result.task} · {result.model}: validation {_score(result.validation_score)}  "
-                  f"test {_score(result.test_score)}")
+    console.print(
+        f"{result.task} · {result.model}: validation {_score(result.validation_score)}  "
+        f"test {_score(result.test_score)}"
+    )
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import attrs
 import structlog
 
 from ftdojo.cards import DataCatalog, TaskCard
-from ftdojo.errors import AgentError, BudgetExhausted, ConfigError, JournalError, ModelError
+from ftdojo.errors import AgentError, BudgetExhausted, JournalError, ModelError
 from ftdojo.feedback import (
     DataFeedback,
     ErrorKind,
@@ -97,7 +97,9 @@ def _write_items(path: Path, items: list[EvalItem]) -> None:
 class _Budgeter:
     """Tracks what a run has spent, including what a resumed run spent before."""
 
-    def __init__(self, budget: Budget, *, seconds_before: float = 0.0, trials: int = 0, tokens: int = 0) -> None:
+    def __init__(
+        self, budget: Budget, *, seconds_before: float = 0.0, trials: int = 0, tokens: int = 0
+    ) -> None:
         self.budget = budget
         self.started = time.monotonic() - seconds_before
         self.trials = trials
@@ -215,7 +217,9 @@ class _Run:
         self.run_dir = run_dir
         self.journal = journal
         self.trials = trials
-        self.budgeter = _Budgeter(budget, seconds_before=seconds_before, trials=len(trials), tokens=tokens_before)
+        self.budgeter = _Budgeter(
+            budget, seconds_before=seconds_before, trials=len(trials), tokens=tokens_before
+        )
         self.final_choice: str | None = None
         self.smokes = 0
         task = prepared.task
@@ -251,11 +255,16 @@ class _Run:
         self.dojo._emit({"type": "trial_started", "run_id": self.run_id, "trial_id": trial_id})
         log.info("trial started", run_id=self.run_id, trial_id=trial_id, hypothesis=plan.hypothesis[:200])
         feedback = await self.dojo._run_trial(self, plan, trial_id, smoke=False)
-        trial = Trial(trial_id=trial_id, plan=plan, feedback=feedback, started_at=started, finished_at=time.time())
+        trial = Trial(
+            trial_id=trial_id, plan=plan, feedback=feedback, started_at=started, finished_at=time.time()
+        )
         self.trials.append(trial)
         # On disk before the agent hears of it: a killed run resumes with this trial.
         self.journal.append(
-            "trial", trial=unstructure(trial), tokens_total=self.budgeter.tokens, seconds=self.budgeter.seconds
+            "trial",
+            trial=unstructure(trial),
+            tokens_total=self.budgeter.tokens,
+            seconds=self.budgeter.seconds,
         )
         self.dojo._emit(
             {
@@ -306,6 +315,12 @@ class Dojo:
     ) -> None:
         from ftdojo.datarepo import RawDataRepository
 
+        if not structlog.is_configured():
+            # structlog's unconfigured default prints every debug line to stdout; a
+            # library should be quiet unless asked (FTDOJO_LOG_LEVEL or configure_logging).
+            from ftdojo.logs import configure_logging
+
+            configure_logging(level=os.environ.get("FTDOJO_LOG_LEVEL", "warning"))
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.runs_dir = Path(runs_dir).expanduser() if runs_dir is not None else Path.cwd() / "ftdojo-runs"
         self.default_model = model
@@ -346,7 +361,10 @@ class Dojo:
             self._emit({**event, **tags, "stage": stage.value, "worker_event": event.get("type")})
 
         return await self.runner.run(
-            Job(entry=entry, payload=payload, stage=stage), workspace=workspace, limits=limits, on_event=forward
+            Job(entry=entry, payload=payload, stage=stage),
+            workspace=workspace,
+            limits=limits,
+            on_event=forward,
         )
 
     async def _ensure_model(self, name: str) -> Path:
@@ -377,7 +395,9 @@ class Dojo:
                 {"model": name},
             )
             if not outcome.ok:
-                raise ModelError(f"building model {name!r} failed ({outcome.error_kind}): {outcome.root_cause}")
+                raise ModelError(
+                    f"building model {name!r} failed ({outcome.error_kind}): {outcome.root_cause}"
+                )
             return local
         finally:
             lock.release()
@@ -395,7 +415,9 @@ class Dojo:
                 )
             )
         except Exception as exc:
-            raise ModelError(f"cannot resolve model {name!r} (not a built-in name, local folder or reachable id): {exc}") from exc
+            raise ModelError(
+                f"cannot resolve model {name!r} (not a built-in name, local folder or reachable id): {exc}"
+            ) from exc
 
     async def _prepare(self, task: str | TaskSpec, model: str | None) -> _Prepared:
         from ftdojo.datarepo import TokenCounter
@@ -451,7 +473,12 @@ class Dojo:
         started = time.monotonic()
 
         def failed(
-            stage: Stage, outcome: JobOutcome | None, *, kind: ErrorKind | None = None, cause: str = "", **levels: Any
+            stage: Stage,
+            outcome: JobOutcome | None,
+            *,
+            kind: ErrorKind | None = None,
+            cause: str = "",
+            **levels: Any,
         ) -> Feedback:
             return Feedback(
                 trial_id=trial_id,
@@ -505,7 +532,9 @@ class Dojo:
 
         # 2. training
         if time_left(Stage.TRAIN) is not None:
-            return failed(Stage.TRAIN, None, kind=ErrorKind.TIMEOUT, cause="the run's time budget is spent", data=data)
+            return failed(
+                Stage.TRAIN, None, kind=ErrorKind.TIMEOUT, cause="the run's time budget is spent", data=data
+            )
         tokens_left = run.budgeter.tokens_left()
         train = await self._job(
             "ftdojo.jobs.train:train",
@@ -552,8 +581,12 @@ class Dojo:
         # 3. validation, in a Dojo-owned workspace outside the trial's folder.
         if time_left(Stage.EVALUATE) is not None:
             return failed(
-                Stage.EVALUATE, None, kind=ErrorKind.TIMEOUT, cause="the run's time budget is spent",
-                data=data, training=training,
+                Stage.EVALUATE,
+                None,
+                kind=ErrorKind.TIMEOUT,
+                cause="the run's time budget is spent",
+                data=data,
+                training=training,
             )
         evaluation_outcome = await self._evaluate(
             prepared,
@@ -615,8 +648,16 @@ class Dojo:
             tags,
         )
 
-    async def _score(self, prepared: _Prepared, split: str, trained: Path | None, template: str,
-                     template_hash: str | None, workspace: Path, tags: Mapping[str, Any]) -> EvaluationFeedback:
+    async def _score(
+        self,
+        prepared: _Prepared,
+        split: str,
+        trained: Path | None,
+        template: str,
+        template_hash: str | None,
+        workspace: Path,
+        tags: Mapping[str, Any],
+    ) -> EvaluationFeedback:
         items = prepared.validation_path if split == "validation" else prepared.test_path
         outcome = await self._evaluate(
             prepared,
@@ -630,7 +671,9 @@ class Dojo:
             error_samples=0 if split == "test" else None,
         )
         if not outcome.ok or outcome.result is None:
-            raise ModelError(f"evaluation on the {split} split failed ({outcome.error_kind}): {outcome.root_cause}")
+            raise ModelError(
+                f"evaluation on the {split} split failed ({outcome.error_kind}): {outcome.root_cause}"
+            )
         return structure(outcome.result["evaluation"], EvaluationFeedback)
 
     # -- public API -----------------------------------------------------------------
@@ -646,7 +689,10 @@ class Dojo:
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
         return BaselineResult(
-            task=prepared.task.name, model=prepared.model_name, validation_score=validation.score, test_score=test.score
+            task=prepared.task.name,
+            model=prepared.model_name,
+            validation_score=validation.score,
+            test_score=test.score,
         )
 
     async def run(

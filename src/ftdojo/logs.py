@@ -10,6 +10,13 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+def _level_number(level: str) -> int:
+    number = logging.getLevelName(level.upper())  # a name maps to its number (3.10 has no mapping API)
+    if not isinstance(number, int):
+        raise ValueError(f"unknown log level {level!r}")
+    return number
+
+
 def configure_logging(*, json: bool = False, level: str = "info") -> None:
     """Send ftdojo's structured logs to stderr (stdout stays for results)."""
     processors: list[structlog.typing.Processor] = [
@@ -18,11 +25,13 @@ def configure_logging(*, json: bool = False, level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
         processors=[*processors, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(_level_number(level)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )

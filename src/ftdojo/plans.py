@@ -10,6 +10,7 @@ source exists, the length fits the context) belong to the validator.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import attrs
@@ -48,6 +49,10 @@ def _one_of(*choices: str) -> Any:
     return check
 
 
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class SourceSelection:
     """One raw source in a recipe, and how many of its records to take at most."""
@@ -58,6 +63,10 @@ class SourceSelection:
     def __attrs_post_init__(self) -> None:
         if not self.source:
             raise PlanError("must name a source", field="source")
+
+
+def _selections(value: Iterable[SourceSelection]) -> tuple[SourceSelection, ...]:
+    return tuple(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -72,7 +81,7 @@ class DataRecipe:
     ``max_records`` (stratified by category when ``stratify``).
     """
 
-    sources: tuple[SourceSelection, ...] = attrs.field(converter=tuple)
+    sources: tuple[SourceSelection, ...] = attrs.field(converter=_selections)
     dedupe: bool = True
     verified_only: bool = False
     include_rationale: bool = True
@@ -101,7 +110,7 @@ class TrainConfig:
     lora_alpha: int = attrs.field(default=32, validator=_positive)
     lora_dropout: float = attrs.field(default=0.0, validator=_fraction)
     #: Module names LoRA adapts; ``("all-linear",)`` adapts every linear layer.
-    lora_targets: tuple[str, ...] = attrs.field(default=("all-linear",), converter=tuple)
+    lora_targets: tuple[str, ...] = attrs.field(default=("all-linear",), converter=_strings)
     learning_rate: float = attrs.field(default=2e-4, validator=_positive)
     lr_scheduler: Scheduler = attrs.field(
         default="cosine", validator=_one_of("linear", "cosine", "constant", "constant_with_warmup")

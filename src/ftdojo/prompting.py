@@ -35,7 +35,9 @@ def resolve_template(tokenizer: Any, choice: str) -> tuple[ResolvedTemplate, str
         from ftdojo.errors import ConfigError
 
         raise ConfigError("template 'chat' asked for, but the tokenizer has no chat template")
-    resolved: ResolvedTemplate = "chat" if choice == "chat" or (choice == "auto" and chat_template) else "plain"
+    resolved: ResolvedTemplate = (
+        "chat" if choice == "chat" or (choice == "auto" and chat_template) else "plain"
+    )
     text = chat_template if resolved == "chat" else PLAIN_TEMPLATE
     return resolved, hashlib.sha256(str(text).encode()).hexdigest()[:16]
 

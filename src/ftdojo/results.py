@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import attrs
 
@@ -13,7 +14,7 @@ from ftdojo.plans import Plan
 __all__ = ["BaselineResult", "Budget", "BudgetUsage", "RunResult", "Trial"]
 
 
-def _positive_or_none(instance: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
         raise ConfigError(f"budget.{attribute.name} must be positive, got {value!r}")
 

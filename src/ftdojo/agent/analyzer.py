@@ -45,7 +45,9 @@ class RuleAnalyzer:
     def _execution(self, fb: Feedback) -> list[Finding]:
         training = fb.training
         # A NaN anywhere in the curve is divergence, whatever the exit path said.
-        if training is not None and (training.diverged or any(not math.isfinite(p.loss) for p in training.losses)):
+        if training is not None and (
+            training.diverged or any(not math.isfinite(p.loss) for p in training.losses)
+        ):
             bad = next((p for p in training.losses if not math.isfinite(p.loss)), None)
             where = f"loss {bad.loss} at step {bad.step}" if bad else "the trainer reported divergence"
             return [Finding(kind=FindingKind.DIVERGENCE, evidence=where)]
@@ -74,7 +76,11 @@ class RuleAnalyzer:
                 )
             )
         verify = next((s for s in data.steps if s.step == "verify"), None)
-        if verify is not None and verify.records_in and data.failed_verification / verify.records_in > self.noisy_share:
+        if (
+            verify is not None
+            and verify.records_in
+            and data.failed_verification / verify.records_in > self.noisy_share
+        ):
             findings.append(
                 Finding(
                     kind=FindingKind.NOISY_SOURCE,

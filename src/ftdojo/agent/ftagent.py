@@ -83,4 +83,6 @@ class FTAgent:
             parent = next((t for t in self.memory.trials if t.trial_id == plan.parent), None)
             diagnosis = self.analyzer.analyze(trial, parent)
             self.memory.record(trial, diagnosis)
-            log.info("trial analysed", trial_id=trial.trial_id, score=trial.score, diagnosis=diagnosis.summary)
+            log.info(
+                "trial analysed", trial_id=trial.trial_id, score=trial.score, diagnosis=diagnosis.summary
+            )

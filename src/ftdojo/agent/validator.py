@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ftdojo.agent.protocols import Verdict
 from ftdojo.plans import Plan
@@ -21,7 +21,9 @@ def static_problems(plan: Plan, session: Session) -> list[str]:
     known = set(session.catalog.source_ids)
     for selection in plan.data.sources:
         if selection.source not in known:
-            problems.append(f"data.sources: no source {selection.source!r} (known: {', '.join(sorted(known))})")
+            problems.append(
+                f"data.sources: no source {selection.source!r} (known: {', '.join(sorted(known))})"
+            )
     model = session.model
     if plan.train.max_length > model.context_length:
         problems.append(
@@ -43,7 +45,8 @@ def static_problems(plan: Plan, session: Session) -> list[str]:
             sum(s.max_records or session.catalog[s.source].records for s in plan.data.sources),
         )
         mean = sum(
-            sum(stats.mean for stats in session.catalog[s.source].token_stats.values()) for s in plan.data.sources
+            sum(stats.mean for stats in session.catalog[s.source].token_stats.values())
+            for s in plan.data.sources
         ) / len(plan.data.sources)
         projected = records * mean * plan.train.epochs
         if projected > tokens_left * 1.5:
@@ -53,20 +56,40 @@ def static_problems(plan: Plan, session: Session) -> list[str]:
     return problems
 
 
+def _shape(plan: Plan) -> tuple[object, ...]:
+    t = plan.train
+    return (plan.data, t.method, t.batch_size, t.max_length, t.lora_rank, t.lora_targets, t.precision)
+
+
 class FailFastValidator:
     """Reject a bad plan in seconds, with reasons, before it costs a trial.
 
-    ``smoke=True`` adds a sandbox run on about 100 records and a few steps: the build
-    must produce records and the loss must be finite.
+    The smoke run builds about 100 records and trains a few steps in the sandbox:
+    the build must produce records and the loss must be finite. ``smoke`` says when
+    to pay for it: ``"always"``, ``"never"``, or ``"when_changed"`` (the default: only
+    when no successful trial already ran the same data and memory-relevant settings).
     """
 
-    def __init__(self, *, smoke: bool = True) -> None:
+    def __init__(self, *, smoke: Literal["always", "when_changed", "never"] = "when_changed") -> None:
         self.smoke = smoke
+
+    def needs_smoke(self, plan: Plan, session: Session) -> bool:
+        """Whether a smoke run can tell anything a finished trial has not told already.
+
+        A plan that keeps the data recipe and the memory-relevant settings (method,
+        batch, length, LoRA rank) of a trial that ran through builds and fits the
+        same way; only its optimisation numbers differ, and a few smoke steps say
+        little about those.
+        """
+        if self.smoke != "when_changed":
+            return self.smoke == "always"
+        shape = _shape(plan)
+        return not any(t.feedback.ok and _shape(t.plan) == shape for t in session.history)
 
     async def validate(self, plan: Plan, session: Session) -> Verdict:
         started = time.perf_counter()
         problems = static_problems(plan, session)
-        if problems or not self.smoke:
+        if problems or not self.needs_smoke(plan, session):
             return Verdict(ok=not problems, reasons=tuple(problems), seconds=time.perf_counter() - started)
         feedback = await session.smoke(plan)
         reasons: list[str] = []
@@ -74,6 +97,10 @@ class FailFastValidator:
             kind = feedback.execution.error_kind.value if feedback.execution.error_kind else "?"
             stage = feedback.execution.failed_stage.value if feedback.execution.failed_stage else "?"
             reasons.append(f"smoke run failed in {stage} ({kind}): {feedback.execution.root_cause[:500]}")
-        elif feedback.training is not None and any(not math.isfinite(p.loss) for p in feedback.training.losses):
+        elif feedback.training is not None and any(
+            not math.isfinite(p.loss) for p in feedback.training.losses
+        ):
             reasons.append("smoke run: the loss is not finite")
-        return Verdict(ok=not reasons, reasons=tuple(reasons), smoke=feedback, seconds=time.perf_counter() - started)
+        return Verdict(
+            ok=not reasons, reasons=tuple(reasons), smoke=feedback, seconds=time.perf_counter() - started
+        )

@@ -31,9 +31,13 @@ def _read_jsonl(source_id: str, path: Path) -> Iterator[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise DataError(f"source {source_id!r} ({path}), line {number}: not valid JSON: {exc}") from exc
+                raise DataError(
+                    f"source {source_id!r} ({path}), line {number}: not valid JSON: {exc}"
+                ) from exc
             if not isinstance(record, dict):
-                raise DataError(f"source {source_id!r} ({path}), line {number}: a record must be a JSON object")
+                raise DataError(
+                    f"source {source_id!r} ({path}), line {number}: a record must be a JSON object"
+                )
             yield record
 
 
@@ -113,7 +117,9 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
             result = transform(dict(record))
             if result is not None:
                 if not isinstance(result, dict):
-                    raise DataError(f"data.transform_code: transform returned {type(result).__name__}, not dict")
+                    raise DataError(
+                        f"data.transform_code: transform returned {type(result).__name__}, not dict"
+                    )
                 transformed.append((source, result))
         steps.append(StepCount(step="transform", records_in=len(loaded), records_out=len(transformed)))
         loaded = transformed

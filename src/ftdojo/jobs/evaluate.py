@@ -24,6 +24,7 @@ def load_for_inference(base_path: str, trained_path: str | None, device: str) ->
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    model: Any
     kwargs: dict[str, Any] = {"trust_remote_code": False, "dtype": torch.float32, "use_safetensors": True}
     if trained_path is None:
         model = AutoModelForCausalLM.from_pretrained(base_path, **kwargs)
@@ -95,7 +96,9 @@ def evaluate(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     if payload.get("threads"):
         torch.set_num_threads(int(payload["threads"]))
     task = get_task(payload["task"]["name"], **payload["task"]["params"])
-    items = [json.loads(line) for line in Path(payload["items_path"]).read_text().splitlines() if line.strip()]
+    items = [
+        json.loads(line) for line in Path(payload["items_path"]).read_text().splitlines() if line.strip()
+    ]
     device = pick_device()
     model, tokenizer = load_for_inference(payload["model_path"], payload.get("trained_path"), device)
 
@@ -127,7 +130,9 @@ def evaluate(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     per_category: dict[str, float] = {}
     for category in sorted({item.get("category", "") for item in items} - {""}):
         idx = [i for i, item in enumerate(items) if item.get("category") == category]
-        result = metric.compute(predictions=[predictions[i] for i in idx], references=[references[i] for i in idx])
+        result = metric.compute(
+            predictions=[predictions[i] for i in idx], references=[references[i] for i in idx]
+        )
         per_category[category] = float(result[task.metric])
 
     errors: list[ErrorSample] = []

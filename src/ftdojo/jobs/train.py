@@ -94,7 +94,7 @@ def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     device = pick_device()
     bf16 = resolve_bf16(config.precision, device)
     tokenizer = AutoTokenizer.from_pretrained(payload["model_path"], trust_remote_code=False)
-    model = AutoModelForCausalLM.from_pretrained(
+    model: Any = AutoModelForCausalLM.from_pretrained(
         payload["model_path"], trust_remote_code=False, dtype=torch.float32, use_safetensors=True
     )
     total_parameters = sum(p.numel() for p in model.parameters())
@@ -119,8 +119,10 @@ def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     losses: list[LossPoint] = []
     state_box: dict[str, Any] = {"diverged": False, "stop_reason": ""}
 
-    class Events(TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
+    class Events(TrainerCallback):
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any
+        ) -> None:
             if not logs or "loss" not in logs:
                 return
             loss = float(logs["loss"])

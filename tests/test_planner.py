@@ -1,0 +1,138 @@
+"""The rule planner: first plan from the catalogue, later plans from the diagnosis."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from ftdojo import (
+    BudgetUsage,
+    CatalogEntry,
+    DataCatalog,
+    ErrorKind,
+    ExecutionFeedback,
+    Feedback,
+    LossPoint,
+    ModelInfo,
+    Stage,
+    TaskCard,
+    TokenStats,
+    TrainingFeedback,
+    Trial,
+)
+from ftdojo.agent import PlanningContext, RuleAnalyzer, RulePlanner, TrialTree
+
+
+def _entry(source_id: str, fields: tuple[str, ...], note: str, mean: float = 40.0) -> CatalogEntry:
+    return CatalogEntry(
+        source_id=source_id,
+        sha256="0" * 64,
+        format="jsonl",
+        fields=fields,
+        records=1000,
+        size_bytes=1,
+        token_stats={f: TokenStats(p50=mean, p99=mean * 2, max=int(mean * 3), mean=mean) for f in fields},
+        samples=(),
+        note=note,
+    )
+
+
+CATALOG = DataCatalog(
+    task="math",
+    tokenizer="tiny",
+    entries=(
+        _entry(
+            "worked",
+            ("answer", "question", "solution"),
+            "Worked solutions, correct.\n1000 records; 100.0% 'solution'",
+        ),
+        _entry("answers", ("answer", "question"), "Answers only, correct."),
+        _entry("forum", ("answer", "question", "solution"), "Answers are unreliable: some are wrong."),
+        _entry("trivia", ("answer", "question"), "Off-domain general knowledge."),
+    ),
+)
+CARD = TaskCard(
+    name="math", domain="math", description="d", output_format="\\boxed{}", metric="accuracy", base_model="m"
+)
+TINY = ModelInfo(
+    name="tiny",
+    path="/x",
+    architecture="Llama",
+    parameters=2_000_000,
+    context_length=512,
+    has_chat_template=False,
+    vocab_size=128,
+)
+BIG = attrs.evolve(TINY, parameters=135_000_000, context_length=8192)
+
+
+def _context(
+    memory: TrialTree, *, model: ModelInfo = TINY, tokens: int = -1, trials: int = 5
+) -> PlanningContext:
+    return PlanningContext(
+        card=CARD,
+        catalog=CATALOG,
+        model=model,
+        memory=memory,
+        budget_left=BudgetUsage(trials=trials, seconds=-1.0, train_tokens=tokens),
+    )
+
+
+def test_first_plan_uses_clean_reasoning_sources_only() -> None:
+    plan = RulePlanner().propose(_context(TrialTree()))
+    assert plan is not None
+    assert [s.source for s in plan.data.sources] == ["worked"]
+    assert plan.data.include_rationale
+    assert plan.parent is None
+    assert plan.train.method == "full"  # a 2M-parameter model is trained in full
+    assert plan.train.max_length <= TINY.context_length
+
+
+def test_first_plan_for_a_large_model_uses_lora() -> None:
+    plan = RulePlanner().propose(_context(TrialTree(), model=BIG))
+    assert plan is not None
+    assert plan.train.method == "lora"
+
+
+def test_epochs_are_capped_to_the_token_budget_share() -> None:
+    plan = RulePlanner().propose(_context(TrialTree(), tokens=100_000, trials=2))
+    assert plan is not None
+    per_record = 3 * 40 + 24
+    assert plan.train.epochs * 1000 * per_record <= 100_000 / 2 * 1.01
+    assert "capped" in plan.hypothesis
+
+
+def _record(memory: TrialTree, plan_source: TrialTree | None, feedback: Feedback) -> Trial:
+    plan = RulePlanner().propose(_context(memory))
+    assert plan is not None
+    trial = Trial(
+        trial_id=f"t{len(memory.trials) + 1:03d}", plan=plan, feedback=feedback, started_at=0, finished_at=1
+    )
+    parent = memory.get(plan.parent) if plan.parent else None
+    memory.record(trial, RuleAnalyzer().analyze(trial, parent))
+    return trial
+
+
+def test_divergence_lowers_the_learning_rate_and_plans_never_repeat() -> None:
+    memory = TrialTree()
+    diverged = Feedback(
+        trial_id="t001",
+        execution=ExecutionFeedback(ok=False, failed_stage=Stage.TRAIN, error_kind=ErrorKind.DIVERGED),
+        training=TrainingFeedback(
+            steps=3, epochs=0.1, tokens_trained=10, losses=(LossPoint(step=3, loss=float("nan")),)
+        ),
+    )
+    first = _record(memory, None, diverged)
+    second = RulePlanner().propose(_context(memory))
+    assert second is not None
+    assert second.train.learning_rate == pytest.approx(first.plan.train.learning_rate / 4)
+    assert "diverged" in second.hypothesis
+    assert second.focus == "training"
+    seen = {first.plan.fingerprint()}
+    for _ in range(8):
+        plan = RulePlanner().propose(_context(memory))
+        if plan is None:
+            break
+        assert plan.fingerprint() not in seen
+        seen.add(plan.fingerprint())
+        memory.mark_tried(plan)

@@ -1,0 +1,67 @@
+"""A crash, a hang, an out-of-memory kill and a NaN loss come back as Feedback; the run goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ftdojo import Budget, DataRecipe, Dojo, ErrorKind, Plan, SourceSelection, Stage, StageLimits, TrainConfig
+from ftdojo.sandbox import Limits
+from ftdojo.testing import ScriptedAgent
+
+pytestmark = pytest.mark.anyio
+
+SMALL = TrainConfig(method="full", learning_rate=1e-3, max_steps=3, batch_size=8, max_length=256)
+
+
+def _plan(transform: str | None = None, train: TrainConfig = SMALL) -> Plan:
+    return Plan(
+        data=DataRecipe(
+            sources=[SourceSelection(source="worked_solutions")], max_records=48, transform_code=transform
+        ),
+        train=train,
+    )
+
+
+CRASH = "def transform(record):\n    raise RuntimeError('recipe bug: no such field')\n"
+SEGFAULT = "import os, signal\ndef transform(record):\n    os.kill(os.getpid(), signal.SIGSEGV)\n"
+HANG = "def transform(record):\n    while True:\n        pass\n"
+OOM = "def transform(record):\n    blob = bytearray(64 * 2**30)\n    return record\n"
+DIVERGE = TrainConfig(
+    method="full", learning_rate=1e30, max_steps=4, batch_size=8, max_length=256, max_grad_norm=1e9
+)
+
+
+async def test_failures_become_feedback_and_the_run_goes_on(ftdojo_home: Path, tmp_path: Path) -> None:
+    limits = StageLimits(
+        build=Limits(wall_seconds=25, memory_bytes=4 * 2**30, grace_seconds=2),
+        train=Limits(wall_seconds=300, memory_bytes=8 * 2**30),
+    )
+    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, limits=limits, threads=2)
+    agent = ScriptedAgent(
+        [_plan(CRASH), _plan(SEGFAULT), _plan(HANG), _plan(OOM), _plan(train=DIVERGE), _plan()]
+    )
+    result = await dojo.run("math", agent, budget=Budget(max_trials=6, max_seconds=900))
+
+    kinds = [(f.execution.failed_stage, f.execution.error_kind) for f in agent.feedback]
+    assert kinds == [
+        (Stage.BUILD, ErrorKind.DATA),
+        (Stage.BUILD, ErrorKind.ENV),
+        (Stage.BUILD, ErrorKind.TIMEOUT),
+        (Stage.BUILD, ErrorKind.OOM),
+        (Stage.TRAIN, ErrorKind.DIVERGED),
+        (None, None),
+    ]
+    crash, _segfault, _hang, oom, diverged, ok = agent.feedback
+    assert "recipe bug: no such field" in crash.execution.root_cause
+    assert "MemoryError" in oom.execution.root_cause
+    assert diverged.training is not None
+    assert diverged.training.losses
+    assert ok.ok
+    assert ok.evaluation is not None
+    # Every trial, failed or not, is in the result and the journal.
+    assert [t.trial_id for t in result.trials] == ["t001", "t002", "t003", "t004", "t005", "t006"]
+    assert result.final_trial_id == "t006"
+    journal = (Path(result.run_dir) / "journal.jsonl").read_text()
+    assert journal.count('"kind": "trial"') == 6
