@@ -33,8 +33,12 @@ async def test_ftagent_beats_the_base_model_and_never_sees_the_test_split(
 ) -> None:
     dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, threads=2)
     agent = ObservingAgent(FTAgent())
-    result = await dojo.run("math", agent, budget=Budget(max_trials=2, max_seconds=1200, max_train_tokens=900_000),
-        with_baseline=True,)
+    result = await dojo.run(
+        "math",
+        agent,
+        budget=Budget(max_trials=2, max_seconds=1200, max_train_tokens=900_000),
+        with_baseline=True,
+    )
 
     assert result.baseline is not None
     assert result.final_trial_id is not None

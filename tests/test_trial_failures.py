@@ -65,3 +65,14 @@ async def test_failures_become_feedback_and_the_run_goes_on(ftdojo_home: Path, t
     assert result.final_trial_id == "t006"
     journal = (Path(result.run_dir) / "journal.jsonl").read_text()
     assert journal.count('"kind": "trial"') == 6
+
+    # Resume the same run: finished trials come back from the journal, the budget
+    # counts them, and the next trial gets the next id.
+    resumed_agent = ScriptedAgent([_plan(), _plan()])
+    resumed = await dojo.run(
+        "math", resumed_agent, budget=Budget(max_trials=7, max_seconds=900), run_id=result.run_id
+    )
+    assert [t.trial_id for t in resumed.trials] == [*(t.trial_id for t in result.trials), "t007"]
+    assert len(resumed_agent.feedback) == 1  # the second plan hit the trial budget
+    assert resumed.trials[:6] == result.trials
+    assert (Path(result.run_dir) / "journal.jsonl").read_text().count('"kind": "trial"') == 7

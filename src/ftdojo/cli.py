@@ -100,7 +100,8 @@ class _Progress:
     def __rich__(self) -> Text:
         elapsed = time.monotonic() - self.started
         left = f"{max(0.0, self.max_seconds - elapsed):.0f}s left" if self.max_seconds else ""
-        line = f"trial {self.trial} · {self.stage} · {self.step} · loss {self.loss or '-'} · {elapsed:.0f}s {left}"
+        loss = self.loss or "-"
+        line = f"trial {self.trial} · {self.stage} · {self.step} · loss {loss} · {elapsed:.0f}s {left}"
         done = ("  done: " + ", ".join(self.finished[-6:])) if self.finished else ""
         return Text(line + ("\n" + done if done else ""))
 

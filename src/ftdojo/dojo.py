@@ -63,9 +63,9 @@ class Agent(Protocol):
 class StageLimits:
     """Per-stage sandbox limits; a stage never runs past the budget's wall time left."""
 
-    build: Limits = Limits(wall_seconds=600, memory_bytes=8 * GiB)
-    train: Limits = Limits(wall_seconds=4 * 3600, memory_bytes=16 * GiB)
-    evaluate: Limits = Limits(wall_seconds=3600, memory_bytes=16 * GiB)
+    build: Limits = attrs.field(factory=lambda: Limits(wall_seconds=600, memory_bytes=8 * GiB))
+    train: Limits = attrs.field(factory=lambda: Limits(wall_seconds=4 * 3600, memory_bytes=16 * GiB))
+    evaluate: Limits = attrs.field(factory=lambda: Limits(wall_seconds=3600, memory_bytes=16 * GiB))
     #: Records and optimiser steps of a smoke run.
     smoke_records: int = 100
     smoke_steps: int = 4

@@ -84,7 +84,9 @@ class RuleAnalyzer:
             findings.append(
                 Finding(
                     kind=FindingKind.NOISY_SOURCE,
-                    evidence=f"{data.failed_verification} of {verify.records_in} records failed answer verification",
+                    evidence=(
+                        f"{data.failed_verification} of {verify.records_in} records failed verification"
+                    ),
                 )
             )
         return findings

@@ -162,7 +162,9 @@ class RulePlanner:
         ]
         if not per_record:
             return plan
-        built = [t.feedback.data for t in context.memory.trials if t.feedback.data and t.feedback.data.records]
+        built = [
+            t.feedback.data for t in context.memory.trials if t.feedback.data and t.feedback.data.records
+        ]
         if built:
             # What the data step measured (template included) beats the catalogue's estimate.
             per_record = [max(d.tokens / d.records for d in built)]
@@ -174,7 +176,9 @@ class RulePlanner:
         shares: list[float] = []
         if left.train_tokens >= 0:
             shares.append(left.train_tokens / trials_left)
-        measured = [t.feedback.training.tokens_per_second for t in context.memory.trials if t.feedback.training]
+        measured = [
+            t.feedback.training.tokens_per_second for t in context.memory.trials if t.feedback.training
+        ]
         if left.seconds >= 0 and measured and max(measured) > 0:
             # Training gets about 70% of a trial's time; building and evaluating take the rest.
             shares.append(max(measured) * 0.7 * left.seconds / trials_left)
@@ -185,7 +189,8 @@ class RulePlanner:
             return plan
         return attrs.evolve(
             _train(plan, epochs=epochs),
-            hypothesis=plan.hypothesis + f" Epochs capped at {epochs} to fit this trial's share of the budget.",
+            hypothesis=plan.hypothesis
+            + f" Epochs capped at {epochs} to fit this trial's share of the budget.",
         )
 
     # -- later plans ----------------------------------------------------------------
