@@ -6,8 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from ftdojo import Budget, DataRecipe, Dojo, ErrorKind, Plan, SourceSelection, Stage, StageLimits, TrainConfig
+from ftdojo import (
+    Budget,
+    DataRecipe,
+    Dojo,
+    ErrorKind,
+    Plan,
+    RunResult,
+    SourceSelection,
+    Stage,
+    StageLimits,
+    TrainConfig,
+)
 from ftdojo.sandbox import Limits
+from ftdojo.serialization import from_json, to_json
 from ftdojo.testing import ScriptedAgent
 
 pytestmark = pytest.mark.anyio
@@ -28,6 +40,7 @@ CRASH = "def transform(record):\n    raise RuntimeError('recipe bug: no such fie
 SEGFAULT = "import os, signal\ndef transform(record):\n    os.kill(os.getpid(), signal.SIGSEGV)\n"
 HANG = "def transform(record):\n    while True:\n        pass\n"
 OOM = "def transform(record):\n    blob = bytearray(64 * 2**30)\n    return record\n"
+LORA = TrainConfig(method="lora", lora_rank=4, learning_rate=1e-3, max_steps=3, batch_size=8, max_length=256)
 DIVERGE = TrainConfig(
     method="full", learning_rate=1e30, max_steps=4, batch_size=8, max_length=256, max_grad_norm=1e9
 )
@@ -40,7 +53,7 @@ async def test_failures_become_feedback_and_the_run_goes_on(ftdojo_home: Path, t
     )
     dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, limits=limits, threads=2)
     agent = ScriptedAgent(
-        [_plan(CRASH), _plan(SEGFAULT), _plan(HANG), _plan(OOM), _plan(train=DIVERGE), _plan()]
+        [_plan(CRASH), _plan(SEGFAULT), _plan(HANG), _plan(OOM), _plan(train=DIVERGE), _plan(train=LORA)]
     )
     result = await dojo.run("math", agent, budget=Budget(max_trials=6, max_seconds=900))
 
@@ -65,6 +78,9 @@ async def test_failures_become_feedback_and_the_run_goes_on(ftdojo_home: Path, t
     assert result.final_trial_id == "t006"
     journal = (Path(result.run_dir) / "journal.jsonl").read_text()
     assert journal.count('"kind": "trial"') == 6
+    summary = from_json((Path(result.run_dir) / "result.json").read_text(), RunResult)
+    assert summary.final_trial_id == "t006"
+    assert summary.test_score == result.test_score
 
     # Resume the same run: finished trials come back from the journal, the budget
     # counts them, and the next trial gets the next id.
@@ -74,5 +90,13 @@ async def test_failures_become_feedback_and_the_run_goes_on(ftdojo_home: Path, t
     )
     assert [t.trial_id for t in resumed.trials] == [*(t.trial_id for t in result.trials), "t007"]
     assert len(resumed_agent.feedback) == 1  # the second plan hit the trial budget
-    assert resumed.trials[:6] == result.trials
+    # Compared as JSON: the diverged trial's NaN loss is not equal to itself.
+    assert to_json(resumed.trials[:6]) == to_json(result.trials)
     assert (Path(result.run_dir) / "journal.jsonl").read_text().count('"kind": "trial"') == 7
+
+    # Artifacts are safetensors only: a LoRA adapter for t006, a full model for t007.
+    trials_dir = Path(result.run_dir) / "trials"
+    assert (trials_dir / "t006" / "model" / "adapter_model.safetensors").is_file()
+    assert (trials_dir / "t007" / "model" / "model.safetensors").is_file()
+    pickles = [p for p in trials_dir.rglob("*") if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}]
+    assert pickles == []

@@ -39,7 +39,7 @@ from ftdojo.models import EMBEDDED_MODELS, ModelInfo, default_home, model_info, 
 from ftdojo.plans import Plan
 from ftdojo.results import BaselineResult, Budget, BudgetUsage, RunResult, Trial
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
-from ftdojo.serialization import structure, unstructure
+from ftdojo.serialization import structure, to_json, unstructure
 from ftdojo.tasks.registry import get_task, task_reference
 from ftdojo.tasks.spec import EvalItem, TaskSpec
 
@@ -174,6 +174,7 @@ class Session:
 
     @property
     def budget_left(self) -> BudgetUsage:
+        """What is left on each axis of the budget; ``-1`` where the axis has no limit."""
         return self.__run.budgeter.left()
 
     def open_source(self, source_id: str) -> BinaryIO:
@@ -367,7 +368,11 @@ class Dojo:
             on_event=forward,
         )
 
-    async def _ensure_model(self, name: str) -> Path:
+    async def ensure_model(self, name: str) -> Path:
+        """The local folder of model ``name``, building an embedded model on first use.
+
+        Safe when several processes ask at once: one builds, the others wait for it.
+        """
         local = resolve_local_model(name, self.home)
         if local is None:
             return self._download_model(name)
@@ -427,7 +432,7 @@ class Dojo:
         key = (spec.version(), model_name)
         if key in self._prepared:
             return self._prepared[key]
-        model_path = await self._ensure_model(model_name)
+        model_path = await self.ensure_model(model_name)
         info = model_info(model_name, model_path)
         tokenizer_file = model_path / "tokenizer.json"
         counter = (
@@ -799,6 +804,10 @@ class Dojo:
             baseline=baseline,
         )
         run.journal.append("run_finished", result=unstructure(result))
+        # A readable summary beside the journal (the journal stays the source of truth).
+        summary = run.run_dir / "result.json"
+        summary.with_suffix(".tmp").write_text(to_json(result, indent=2))
+        os.replace(summary.with_suffix(".tmp"), summary)
         self._emit({"type": "run_finished", "run_id": run.run_id, "test_score": test_score})
         return result
 

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ftdojo import Dojo, ModelError
+from ftdojo.models import model_info, resolve_local_model
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_tiny_is_deterministic_and_built_once_under_concurrency(tmp_path: Path) -> None:
+    builds: list[dict[str, object]] = []
+
+    def count(event: dict[str, object]) -> None:
+        if event.get("type") == "progress" and "built tiny model" in str(event.get("message")):
+            builds.append(event)
+
+    first, second = Dojo(home=tmp_path / "a", on_event=count), Dojo(home=tmp_path / "a", on_event=count)
+    paths: list[Path] = []
+
+    async def ensure(dojo: Dojo) -> None:
+        paths.append(await dojo.ensure_model("tiny"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ensure, first)
+        tg.start_soon(ensure, second)
+    assert paths[0] == paths[1]
+    assert len(builds) == 1  # the second caller waited instead of building again
+
+    other = await Dojo(home=tmp_path / "b").ensure_model("tiny")
+    assert (other / "CHECKSUM").read_text() == (paths[0] / "CHECKSUM").read_text()
+
+    info = model_info("tiny", paths[0])
+    assert 1_000_000 <= info.parameters <= 3_000_000
+    assert not info.has_chat_template
+    assert sorted(p.name for p in paths[0].iterdir() if p.suffix in {".safetensors", ".bin"}) == [
+        "model.safetensors"
+    ]
+    vocab = json.loads((paths[0] / "tokenizer.json").read_text())["model"]["vocab"]
+    assert all(str(d) in vocab for d in range(10))  # every digit is a token of its own
+
+
+def test_a_folder_without_config_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"no config\.json"):
+        resolve_local_model(str(tmp_path), tmp_path)
+
+
+def test_a_hub_id_is_left_to_the_hub(tmp_path: Path) -> None:
+    assert resolve_local_model("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path) is None
