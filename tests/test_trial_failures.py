@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,12 @@ async def test_failures_become_feedback_and_the_run_goes_on(ftdojo_home: Path, t
     assert (trials_dir / "t007" / "model" / "model.safetensors").is_file()
     pickles = [p for p in trials_dir.rglob("*") if p.suffix in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}]
     assert pickles == []
+
+    # The loss is taken on the response only: labels mask a prompt prefix, then copy the ids.
+    data_file = trials_dir / "t007" / "data" / "train.jsonl"
+    rows = [json.loads(line) for line in data_file.read_text().splitlines()]
+    assert len(rows) == 48
+    for row in rows:
+        masked = next(i for i, label in enumerate(row["labels"]) if label != -100)
+        assert 0 < masked < len(row["input_ids"])
+        assert row["labels"][masked:] == row["input_ids"][masked:]

@@ -507,12 +507,11 @@ class Dojo:
                 peak[stage.value] = round(outcome.peak_memory_mb, 1)
             warnings.extend(outcome.warnings)
 
-        def time_left(stage: Stage) -> float | None:
-            left = run.budgeter.seconds_left()
-            return None if left > 0 else left
+        def out_of_time() -> bool:
+            return run.budgeter.seconds_left() <= 0
 
         # 1. data
-        if time_left(Stage.BUILD) is not None:
+        if out_of_time():
             return failed(Stage.BUILD, None, kind=ErrorKind.TIMEOUT, cause="the run's time budget is spent")
         build = await self._job(
             "ftdojo.jobs.build:build_data",
@@ -536,7 +535,7 @@ class Dojo:
         data = structure(build.result["data"], DataFeedback)
 
         # 2. training
-        if time_left(Stage.TRAIN) is not None:
+        if out_of_time():
             return failed(
                 Stage.TRAIN, None, kind=ErrorKind.TIMEOUT, cause="the run's time budget is spent", data=data
             )
@@ -584,7 +583,7 @@ class Dojo:
             )
 
         # 3. validation, in a Dojo-owned workspace outside the trial's folder.
-        if time_left(Stage.EVALUATE) is not None:
+        if out_of_time():
             return failed(
                 Stage.EVALUATE,
                 None,
