@@ -51,3 +51,11 @@ def test_a_folder_without_config_is_not_a_model(tmp_path: Path) -> None:
 
 def test_a_hub_id_is_left_to_the_hub(tmp_path: Path) -> None:
     assert resolve_local_model("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path) is None
+
+
+def test_relative_directories_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Workers run with their workspace as working directory: a relative path would break.
+    monkeypatch.chdir(tmp_path)
+    dojo = Dojo(home="home", runs_dir="runs")
+    assert dojo.home == tmp_path / "home"
+    assert dojo.runs_dir == tmp_path / "runs"

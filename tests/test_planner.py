@@ -136,3 +136,15 @@ def test_divergence_lowers_the_learning_rate_and_plans_never_repeat() -> None:
         assert plan.fingerprint() not in seen
         seen.add(plan.fingerprint())
         memory.mark_tried(plan)
+
+
+def test_a_rejected_first_plan_is_varied_not_abandoned() -> None:
+    memory = TrialTree()
+    first = RulePlanner().propose(_context(memory))
+    assert first is not None
+    memory.mark_tried(first)
+    context = attrs.evolve(_context(memory), rejections=("smoke run failed in train (OOM)",))
+    second = RulePlanner().propose(context)
+    assert second is not None
+    assert second.fingerprint() != first.fingerprint()
+    assert "rejected" in second.hypothesis

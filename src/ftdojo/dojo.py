@@ -322,8 +322,11 @@ class Dojo:
             from ftdojo.logs import configure_logging
 
             configure_logging(level=os.environ.get("FTDOJO_LOG_LEVEL", "warning"))
-        self.home = Path(home).expanduser() if home is not None else default_home()
-        self.runs_dir = Path(runs_dir).expanduser() if runs_dir is not None else Path.cwd() / "ftdojo-runs"
+        # Absolute, because every worker runs with its workspace as working directory.
+        self.home = (Path(home).expanduser() if home is not None else default_home()).resolve()
+        self.runs_dir = (
+            Path(runs_dir).expanduser() if runs_dir is not None else Path("ftdojo-runs")
+        ).resolve()
         self.default_model = model
         self.limits = limits or StageLimits()
         self.runner = runner or SandboxRunner()

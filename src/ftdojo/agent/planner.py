@@ -198,8 +198,24 @@ class RulePlanner:
     def propose(self, context: PlanningContext) -> Plan | None:
         memory = context.memory
         if not memory.trials:
-            plan = self.fit_budget(self.initial_plan(context), context)
-            return None if memory.tried(plan) else plan
+            initial = self.fit_budget(self.initial_plan(context), context)
+            if not memory.tried(initial):
+                return initial
+            # The validator rejected the first plan: vary it rather than give up.
+            empty = Diagnosis(trial_id="")
+            for focus, hypothesis, change in self._mutations(initial, empty, context, True):
+                try:
+                    candidate = self.fit_budget(change(initial), context)
+                except ValueError:
+                    continue
+                if not memory.tried(candidate):
+                    reasons = "; ".join(context.rejections)[:300]
+                    return attrs.evolve(
+                        candidate,
+                        focus=focus,  # type: ignore[arg-type]
+                        hypothesis=f"{hypothesis} (the first plan was rejected: {reasons})",
+                    )
+            return None
         parent = memory.best()
         latest = memory.trials[-1]
         latest_diagnosis = memory.diagnosis(latest.trial_id) or Diagnosis(trial_id=latest.trial_id)
