@@ -49,7 +49,7 @@ DIVERGE = TrainConfig(
 
 async def test_failures_become_feedback_and_the_run_goes_on(ftdojo_home: Path, tmp_path: Path) -> None:
     limits = StageLimits(
-        build=Limits(wall_seconds=25, memory_bytes=4 * 2**30, grace_seconds=2),
+        build=Limits(wall_seconds=45, memory_bytes=4 * 2**30, grace_seconds=2),
         train=Limits(wall_seconds=300, memory_bytes=8 * 2**30),
     )
     dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, limits=limits, threads=2)
