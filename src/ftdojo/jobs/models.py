@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import string
 from pathlib import Path
 from typing import Any
 
-from ftdojo.models import TinySpec
+from ftdojo.models import TinySpec, folder_digest
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
 
@@ -38,15 +37,6 @@ def build_tokenizer() -> Any:
         unk_token="<unk>",
         clean_up_tokenization_spaces=False,
     )
-
-
-def folder_digest(folder: Path) -> str:
-    """sha256 over every file's name and bytes, in a stable order."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "CHECKSUM"):
-        digest.update(str(file.relative_to(folder)).encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
 
 
 def build_tiny(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
@@ -93,3 +83,47 @@ def build_tiny(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     ctx.emit("progress", message=f"built tiny model: {sum(p.numel() for p in model.parameters())} parameters")
     return {"path": str(target), "built": True, "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def convert_gguf(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """Dequantise a GGUF file into a plain Hugging Face folder, atomically.
+
+    ``save_pretrained`` refuses a model loaded from GGUF (it carries a quantizer), so
+    the dequantised weights are loaded into a fresh model of the same config and that
+    one is saved: fp32 safetensors, the tokenizer with its chat template, and a
+    CHECKSUM that later loads verify.
+    """
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = Path(payload["gguf"])
+    target = Path(payload["target"])
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    source = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    ctx.emit("progress", message="dequantised", seconds=round(time.perf_counter() - started, 2))
+    config = source.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
+    missing, unexpected = plain.load_state_dict(source.state_dict(), strict=False)
+    # A tied output layer may be absent from one side; anything else is a real mismatch.
+    real_missing = [k for k in missing if k != "lm_head.weight"]
+    if real_missing or unexpected:
+        raise RuntimeError(
+            f"GGUF weights do not fit the config: missing {real_missing}, unexpected {unexpected}"
+        )
+    plain.generation_config = source.generation_config
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "CHECKSUM").write_text(folder_digest(tmp) + "\n")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():  # a corrupt earlier conversion, already detected by the caller
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    seconds = time.perf_counter() - started
+    return {"path": str(target), "parameters": sum(p.numel() for p in plain.parameters()), "seconds": seconds}
