@@ -59,3 +59,13 @@ def test_relative_directories_become_absolute(tmp_path: Path, monkeypatch: pytes
     dojo = Dojo(home="home", runs_dir="runs")
     assert dojo.home == tmp_path / "home"
     assert dojo.runs_dir == tmp_path / "runs"
+
+
+async def test_a_corrupted_model_folder_is_rebuilt(tmp_path: Path) -> None:
+    folder = await Dojo(home=tmp_path).ensure_model("tiny")
+    weights = folder / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-16] + bytes(16))  # flip the last bytes of the weights
+    rebuilt = await Dojo(home=tmp_path).ensure_model("tiny")  # a new Dojo checks again
+    assert rebuilt == folder
+    assert weights.read_bytes() == good  # deterministic rebuild restored the same weights
