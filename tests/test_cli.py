@@ -31,7 +31,9 @@ def test_unknown_task_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_baseline_scores_the_untouched_model(ftdojo_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = runner.invoke(app, ["baseline", "math", "--home", str(ftdojo_home), "--threads", "2"])
+    result = runner.invoke(
+        app, ["baseline", "math", "--model", "tiny", "--home", str(ftdojo_home), "--threads", "2"]
+    )
     assert result.exit_code == 0, result.output
     # The randomly initialised tiny model cannot answer in the required format.
     assert "math · tiny: validation 0.000  test 0.000" in result.output

@@ -31,7 +31,7 @@ def _as_text(obj: Any) -> str:
 async def test_ftagent_beats_the_base_model_and_never_sees_the_test_split(
     ftdojo_home: Path, tmp_path: Path
 ) -> None:
-    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, threads=2)
+    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny", threads=2)
     agent = ObservingAgent(FTAgent())
     result = await dojo.run(
         "math",

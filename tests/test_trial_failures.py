@@ -52,7 +52,7 @@ async def test_failures_become_feedback_and_the_run_goes_on(ftdojo_home: Path, t
         build=Limits(wall_seconds=45, memory_bytes=4 * 2**30, grace_seconds=2),
         train=Limits(wall_seconds=300, memory_bytes=8 * 2**30),
     )
-    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, limits=limits, threads=2)
+    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny", limits=limits, threads=2)
     agent = ScriptedAgent(
         [_plan(CRASH), _plan(SEGFAULT), _plan(HANG), _plan(OOM), _plan(train=DIVERGE), _plan(train=LORA)]
     )

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ftdojo._version import __version__
+from ftdojo.models import DEFAULT_MODEL
 
 app = typer.Typer(
     name="ftdojo",
@@ -25,7 +26,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 ModelOption = Annotated[
-    str, typer.Option("--model", "-m", help="Base model: 'tiny', a local folder or a HF id.")
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Base model: 'smollm2-135m' (default), 'tiny' (fast, for tests), a folder or a HF id.",
+    ),
 ]
 HomeOption = Annotated[
     Path | None, typer.Option("--home", help="Cache directory (default: $FTDOJO_HOME or ~/.cache/ftdojo).")
@@ -113,9 +119,13 @@ def _score(value: float | None) -> str:
 @app.command("run")
 def run_command(
     task: Annotated[str, typer.Argument(help="Task name (see `ftdojo tasks`).")] = "math",
-    model: ModelOption = "tiny",
-    trials: Annotated[int, typer.Option("--trials", help="Most trials the agent may run.")] = 3,
-    time_limit: Annotated[float, typer.Option("--time", help="Wall-time budget in seconds.")] = 1800.0,
+    model: ModelOption = DEFAULT_MODEL,
+    # Defaults sized for a 2-core CPU and the 135M default model: two LoRA trials of a
+    # few minutes each, so that a whole run with its baseline stays under 15 minutes.
+    trials: Annotated[int, typer.Option("--trials", help="Most trials the agent may run.")] = 2,
+    time_limit: Annotated[
+        float, typer.Option("--time", help="Wall-time budget of the agent's trials, in seconds.")
+    ] = 600.0,
     tokens: Annotated[int | None, typer.Option("--tokens", help="Budget of trained tokens.")] = None,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run directories go.")] = Path(
         "ftdojo-runs"
@@ -181,7 +191,7 @@ def run_command(
 @app.command("baseline")
 def baseline_command(
     task: Annotated[str, typer.Argument(help="Task name.")] = "math",
-    model: ModelOption = "tiny",
+    model: ModelOption = DEFAULT_MODEL,
     home: HomeOption = None,
     threads: ThreadsOption = None,
 ) -> None:

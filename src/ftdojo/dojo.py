@@ -36,6 +36,7 @@ from ftdojo.feedback import (
 )
 from ftdojo.journal import Journal
 from ftdojo.models import (
+    DEFAULT_MODEL,
     EMBEDDED_MODELS,
     ModelInfo,
     TinySpec,
@@ -318,7 +319,7 @@ class Dojo:
         *,
         home: Path | str | None = None,
         runs_dir: Path | str | None = None,
-        model: str = "tiny",
+        model: str = DEFAULT_MODEL,
         limits: StageLimits | None = None,
         runner: SandboxRunner | None = None,
         threads: int | None = None,

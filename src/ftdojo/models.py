@@ -28,6 +28,7 @@ import attrs
 from ftdojo.errors import ModelError
 
 __all__ = [
+    "DEFAULT_MODEL",
     "EMBEDDED_MODELS",
     "SMOLLM2_135M",
     "GgufSpec",
@@ -92,6 +93,9 @@ SMOLLM2_135M = GgufSpec(
     license="Apache-2.0",
     slug="smollm2-135m-instruct-q4_1-fp32",
 )
+
+#: The model of ``Dojo()`` and ``ftdojo run`` when none is named.
+DEFAULT_MODEL = "smollm2-135m"
 
 #: Names ftdojo can build without a hub, mapped to their build recipe.
 EMBEDDED_MODELS: dict[str, TinySpec | GgufSpec] = {"tiny": TinySpec(), "smollm2-135m": SMOLLM2_135M}

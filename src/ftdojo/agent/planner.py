@@ -27,6 +27,9 @@ _RATIONALE_FIELDS = ("solution", "rationale", "reasoning", "explanation", "steps
 _OFF_DOMAIN = re.compile(r"off[- ]domain|unrelated|general[- ]knowledge|not (?:about|related)", re.I)
 _NOISY = re.compile(r"\bwrong\b|unreliable|noisy|incorrect|errors?\b", re.I)
 
+#: Prior for training throughput (parameters x tokens per second), measured on 2 CPU cores.
+PARAMETER_TOKENS_PER_SECOND = 1.5e10
+
 #: Models below this many parameters are fine-tuned in full; above it, with LoRA.
 FULL_FINETUNE_MAX_PARAMETERS = 50_000_000
 
@@ -149,9 +152,10 @@ class RulePlanner:
     def fit_budget(self, plan: Plan, context: PlanningContext) -> Plan:
         """Cap the epochs so that this trial takes at most its share of what is left.
 
-        The share is the tokens (and, once a trial has measured throughput, the
-        seconds) left, split evenly over the trials left: a first trial that eats
-        the whole budget leaves nothing to iterate with.
+        The share is the tokens and the seconds (through the measured throughput,
+        or a prior from the model size before any trial) left, split evenly over
+        the trials left: a first trial that eats the whole budget leaves nothing to
+        iterate with.
         """
         left = context.budget_left
         trials_left = left.trials if left.trials > 0 else 3
@@ -179,6 +183,11 @@ class RulePlanner:
         measured = [
             t.feedback.training.tokens_per_second for t in context.memory.trials if t.feedback.training
         ]
+        if not measured and context.model.parameters:
+            # Before any trial has measured throughput, a prior from the model size:
+            # on a 2-core CPU both the tiny model and SmolLM2-135M (LoRA) train near
+            # 1.5e10 parameter-tokens per second.
+            measured = [PARAMETER_TOKENS_PER_SECOND / context.model.parameters]
         if left.seconds >= 0 and measured and max(measured) > 0:
             # Training gets about 70% of a trial's time; building and evaluating take the rest.
             shares.append(max(measured) * 0.7 * left.seconds / trials_left)
