@@ -113,12 +113,17 @@ class _Budgeter:
     ) -> None:
         self.budget = budget
         self.started = time.monotonic() - seconds_before
+        self.stopped: float | None = None
         self.trials = trials
         self.tokens = tokens
 
+    def stop(self) -> None:
+        """Freeze the clock: the final test evaluation and the baseline are the Dojo's time."""
+        self.stopped = time.monotonic()
+
     @property
     def seconds(self) -> float:
-        return time.monotonic() - self.started
+        return (self.stopped or time.monotonic()) - self.started
 
     def seconds_left(self) -> float:
         if self.budget.max_seconds is None:
@@ -781,6 +786,7 @@ class Dojo:
                 stop_reason = f"agent failed: {type(exc).__name__}: {exc}"
                 log.error("agent failed", error=repr(exc))
                 journal.append("agent_failed", error=repr(exc))
+            run.budgeter.stop()
             return await self._finish(run, stop_reason, with_baseline=with_baseline)
 
     def _resume(self, journal: Journal, prepared: _Prepared) -> tuple[list[Trial], float, int]:
