@@ -814,14 +814,17 @@ class Dojo:
                 final = max(scored, key=lambda t: (t.score, -run.trials.index(t)))
         test_score: float | None = None
         if final is not None:
-            template = final.feedback.data.template if final.feedback.data else "auto"
+            data = final.feedback.data
+            template = data.template if data else "auto"
+            # The test split is scored with the exact template the final model was trained with.
+            template_hash = data.template_hash if data and data.template_hash else None
             tags = {"run_id": run.run_id, "trial_id": final.trial_id, "split": "test"}
             test_eval = await self._score(
                 prepared,
                 "test",
                 run.run_dir / "trials" / final.trial_id / "model",
                 template,
-                None,
+                template_hash,
                 run.run_dir / ".evaluator" / f"{final.trial_id}-test",
                 tags,
             )

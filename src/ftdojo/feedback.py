@@ -88,6 +88,8 @@ class DataFeedback:
     length_p99: float = 0.0
     length_max: int = 0
     template: str = ""
+    #: Hash of the template text; the evaluator refuses a model trained with another.
+    template_hash: str = ""
 
 
 @attrs.frozen(kw_only=True)

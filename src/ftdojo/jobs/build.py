@@ -211,6 +211,7 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
         length_p99=_percentile(lengths, 0.99),
         length_max=lengths[-1],
         template=template,
+        template_hash=template_hash,
     )
     ctx.emit("progress", step="written", records=len(rows))
     return {"data": unstructure(feedback), "template": template, "template_hash": template_hash}
