@@ -248,7 +248,7 @@ class _Run:
             metric=task.metric,
             base_model=prepared.model_name,
             categories=task.categories,
-            validation_size=sum(1 for _ in prepared.validation_path.open()),
+            validation_size=len(prepared.validation_path.read_text().splitlines()),
             max_context=prepared.info.context_length,
         )
 
