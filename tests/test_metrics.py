@@ -40,9 +40,13 @@ def accuracy(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def score(module: Any, predictions: list[str | None], references: list[str]) -> float:
     result = module.compute(predictions=predictions, references=references)
-    assert set(result) == {"accuracy"}
+    assert set(result) == {"accuracy", "item_scores"}
     value = result["accuracy"]
     assert isinstance(value, float)
+    # The contract of every shipped metric: one item score per item, and accuracy is their mean.
+    assert len(result["item_scores"]) == len(predictions)
+    assert all(s in (0.0, 1.0) for s in result["item_scores"])
+    assert value == (sum(result["item_scores"]) / len(predictions) if predictions else 0.0)
     return value
 
 
@@ -91,7 +95,7 @@ def test_importing_metrics_is_light_and_loading_honours_hf_home(tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["heavy"] == []
-    assert out["result"] == {"accuracy": pytest.approx(1 / 3)}
+    assert out["result"] == {"accuracy": pytest.approx(1 / 3), "item_scores": [0.0, 1.0, 0.0]}
     copies = list((tmp_path / "hf" / "modules").rglob("accuracy.py"))
     assert copies, "evaluate did not put its copy of the script under $HF_HOME/modules"
     assert copies[0].read_text() == (metric_path("accuracy") / "accuracy.py").read_text()
@@ -160,7 +164,7 @@ def test_incremental_adds_match_one_compute(accuracy: Any) -> None:
     accuracy.add(prediction=None, reference="1")
     accuracy.add_batch(predictions=["2", None], references=["2", "3"])
     accuracy.add(prediction="4", reference="4")
-    assert accuracy.compute() == {"accuracy": 0.5}
+    assert accuracy.compute() == {"accuracy": 0.5, "item_scores": [0.0, 1.0, 0.0, 1.0]}
 
 
 def test_length_mismatch_is_an_error(accuracy: Any) -> None:

@@ -11,7 +11,6 @@ only what agents may read.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -19,12 +18,13 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import filelock
 
 from ftdojo.cards import CatalogEntry, DataCatalog, TokenStats
 from ftdojo.errors import DataError, IntegrityError, ModelError, UnknownSourceError
+from ftdojo.rawformat import dump_records, iter_records, parse_records
 from ftdojo.serialization import from_json, to_json
 from ftdojo.tasks.spec import RawSource, TaskSpec
 
@@ -206,7 +206,7 @@ class RawDataRepository:
         """The source's records; :class:`DataError` naming the file and line if one is bad."""
         path = self.source_path(catalog, source_id)
         with path.open("rb") as f:
-            yield from _parse_jsonl(f, f"{source_id} ({path})")
+            yield from iter_records(f, catalog[source_id].format, where=f"{source_id} ({path})")
 
     # -- internals -------------------------------------------------------------
 
@@ -230,17 +230,17 @@ class RawDataRepository:
                 raise IntegrityError(f"{path}: size differs from the catalogue's {entry.size_bytes}")
 
     def _add_source(self, source: RawSource, tokenizer: TokenCounter) -> CatalogEntry:
-        lines = [_canonical_line(record, source.source_id, i) for i, record in enumerate(source.records)]
-        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        where = f"source {source.source_id!r}"
+        data = dump_records(source.records, source.format, where=where)
         sha = self.put_bytes(data)
         # Describe the data as an agent will read it back, not the in-memory records
-        # (tuples become lists, non-string keys become strings).
-        records = [json.loads(line) for line in lines]
+        # (tuples become lists, CSV and Markdown cells become strings).
+        records = parse_records(data, source.format, where=where)
         fields = tuple(sorted({key for record in records for key in record}))
         return CatalogEntry(
             source_id=source.source_id,
             sha256=sha,
-            format="jsonl",
+            format=source.format,
             fields=fields,
             records=len(records),
             size_bytes=len(data),
@@ -248,29 +248,6 @@ class RawDataRepository:
             samples=tuple(_truncate(record) for record in records[:_SAMPLES]),
             note=_note(source.note, records, fields),
         )
-
-
-def _canonical_line(record: Any, source_id: str, index: int) -> str:
-    if not isinstance(record, dict):
-        raise DataError(f"source {source_id!r}: record {index} is a {type(record).__name__}, not a dict")
-    try:
-        # allow_nan=False: NaN/Infinity are not JSON, and other tools would reject the file.
-        return json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"source {source_id!r}: record {index} is not JSON-serialisable: {exc}") from exc
-
-
-def _parse_jsonl(f: IO[bytes], where: str) -> Iterator[dict[str, Any]]:
-    # Iterating a binary file splits on b"\n" only; str.splitlines would also split on
-    # U+2028 and friends, which ensure_ascii=False leaves unescaped inside strings.
-    for number, raw in enumerate(f, start=1):
-        try:
-            record = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{where}: line {number} is not valid JSON: {exc}") from exc
-        if not isinstance(record, dict):
-            raise DataError(f"{where}: line {number} is a JSON {type(record).__name__}, not an object")
-        yield record
 
 
 def _token_stats(

@@ -564,6 +564,7 @@ class Dojo:
             {
                 "task": task_reference(prepared.task),
                 "sources": prepared.source_paths,
+                "source_formats": {e.source_id: e.format for e in prepared.catalog.entries},
                 "recipe": unstructure(plan.data),
                 "max_length": min(plan.train.max_length, prepared.info.context_length),
                 "model_path": str(prepared.model_path),

@@ -19,26 +19,14 @@ from ftdojo.errors import DataError
 from ftdojo.feedback import DataFeedback, StepCount
 from ftdojo.plans import DataRecipe
 from ftdojo.prompting import render_prompt, render_response, resolve_template
+from ftdojo.rawformat import iter_records
 from ftdojo.serialization import structure, unstructure
 from ftdojo.tasks.registry import get_task
 
 
-def _read_jsonl(source_id: str, path: Path) -> Iterator[dict[str, Any]]:
+def _read_source(source_id: str, path: Path, fmt: str) -> Iterator[dict[str, Any]]:
     with path.open("rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise DataError(
-                    f"source {source_id!r} ({path}), line {number}: not valid JSON: {exc}"
-                ) from exc
-            if not isinstance(record, dict):
-                raise DataError(
-                    f"source {source_id!r} ({path}), line {number}: a record must be a JSON object"
-                )
-            yield record
+        yield from iter_records(fh, fmt, where=f"source {source_id!r} ({path})")
 
 
 def _compile_transform(code: str) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
@@ -82,6 +70,7 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     recipe = structure(payload["recipe"], DataRecipe)
     task = get_task(payload["task"]["name"], **payload["task"]["params"])
     sources: dict[str, str] = payload["sources"]
+    formats: dict[str, str] = payload.get("source_formats", {})
     max_length = int(payload["max_length"])
     limit_records: int | None = payload.get("limit_records")
     out_dir = Path(payload["output_dir"])
@@ -98,7 +87,8 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     for selection in recipe.sources:
         if selection.source not in sources:
             raise DataError(f"data.sources: unknown source {selection.source!r}; known: {sorted(sources)}")
-        records = list(_read_jsonl(selection.source, Path(sources[selection.source])))
+        fmt = formats.get(selection.source, "jsonl")
+        records = list(_read_source(selection.source, Path(sources[selection.source]), fmt))
         cap = selection.max_records
         if limit_records is not None:
             cap = min(cap or limit_records, limit_records)

@@ -125,26 +125,29 @@ def evaluate(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     predictions = [task.extract_answer(o) for o in outputs]
     references = [item["reference"] for item in items]
     metric = load_metric(task.metric)
-    score = float(metric.compute(predictions=predictions, references=references)[task.metric])
+    result = metric.compute(predictions=predictions, references=references)
+    score = float(result[task.metric])
+    item_scores = [float(v) for v in result["item_scores"]]
 
     per_category: dict[str, float] = {}
     for category in sorted({item.get("category", "") for item in items} - {""}):
         idx = [i for i, item in enumerate(items) if item.get("category") == category]
-        result = metric.compute(
+        # Recomputed rather than averaged: macro-averaged metrics are not a mean of items.
+        sub = metric.compute(
             predictions=[predictions[i] for i in idx], references=[references[i] for i in idx]
         )
-        per_category[category] = float(result[task.metric])
+        per_category[category] = float(sub[task.metric])
 
     errors: list[ErrorSample] = []
+    wanted = int(payload.get("error_samples", 10))
     for i, item in enumerate(items):
-        if len(errors) >= int(payload.get("error_samples", 10)):
+        if len(errors) >= wanted:
             break
-        correct = metric.compute(predictions=[predictions[i]], references=[references[i]])[task.metric]
-        if correct < 1.0:
+        if item_scores[i] < 1.0:
             errors.append(
                 ErrorSample(
                     prompt=item["prompt"],
-                    expected=references[i],
+                    expected=task.display_reference(references[i]),
                     output=outputs[i][:1000],
                     prediction=predictions[i],
                     category=item.get("category", ""),

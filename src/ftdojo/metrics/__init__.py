@@ -12,6 +12,14 @@ name metrics without paying for it.
 is ``$HF_MODULES_CACHE`` or ``$HF_HOME/modules`` (default ``~/.cache/huggingface/modules``),
 read when ``evaluate`` is first imported; point one of those variables at a writable
 directory before the first :func:`load_metric` call in a process.
+
+The contract every shipped metric keeps: ``compute(predictions=..., references=...)``
+returns the score under the metric's own name, in [0, 1] (0.0 for empty input), and
+``item_scores``, one value in [0, 1] per item, where 1.0 means the item is entirely
+right (the evaluator shows items below 1.0 to the agent as error samples). Predictions
+are what the task's ``extract_answer`` returned, ``None`` when the output missed the
+answer format. References are strings; metrics that need more than a string to score
+an item (the molecule to edit, the data a chart must show) take a JSON document.
 """
 
 from __future__ import annotations

@@ -14,10 +14,25 @@ from typing import Any
 from ftdojo.errors import TaskSpecError, UnknownTaskError
 from ftdojo.tasks.spec import TaskSpec
 
-__all__ = ["available_tasks", "get_task", "register_task", "task_reference"]
+__all__ = ["SUITE", "available_tasks", "get_task", "get_task_class", "register_task", "task_reference"]
 
-_BUILTIN_MODULES = {"math": "ftdojo.tasks.math:MathWordProblems"}
-_registry: dict[str, str] = dict(_BUILTIN_MODULES)
+#: The built-in suite: 13 generated tasks in 5 domains, mirroring FT-Dojo's benchmark.
+SUITE: dict[str, str] = {
+    "math": "ftdojo.tasks.math:MathWordProblems",
+    "patent_prior_art": "ftdojo.tasks.patent:PriorArtRetrieval",
+    "patent_paragraph": "ftdojo.tasks.patent:ParagraphIdentification",
+    "patent_novelty": "ftdojo.tasks.patent:NoveltyDecision",
+    "chem_understanding": "ftdojo.tasks.chemistry:MoleculeUnderstanding",
+    "chem_editing": "ftdojo.tasks.chemistry:MoleculeEditing",
+    "chem_optimization": "ftdojo.tasks.chemistry:MoleculeOptimization",
+    "chem_reaction": "ftdojo.tasks.chemistry:ReactionPrediction",
+    "finance_exam": "ftdojo.tasks.finance:FinanceExam",
+    "table_analysis": "ftdojo.tasks.tables:TableDataAnalysis",
+    "table_fact_check": "ftdojo.tasks.tables:TableFactCheck",
+    "table_numerical": "ftdojo.tasks.tables:TableNumericalReasoning",
+    "table_visualization": "ftdojo.tasks.charts:TableVisualization",
+}
+_registry: dict[str, str] = dict(SUITE)
 _plugins_loaded = False
 
 
@@ -53,12 +68,17 @@ def _load_class(name: str, import_path: str) -> type[TaskSpec]:
     return cls
 
 
-def get_task(name: str, **params: Any) -> TaskSpec:
-    """A task instance from its registered name and constructor parameters."""
+def get_task_class(name: str) -> type[TaskSpec]:
+    """The class registered under ``name`` (its card attributes need no instance)."""
     _load_plugins()
     if name not in _registry:
         raise UnknownTaskError(f"no task named {name!r}; known tasks: {', '.join(available_tasks())}")
-    cls = _load_class(name, _registry[name])
+    return _load_class(name, _registry[name])
+
+
+def get_task(name: str, **params: Any) -> TaskSpec:
+    """A task instance from its registered name and constructor parameters."""
+    cls = get_task_class(name)
     try:
         return cls(**params)
     except TypeError as exc:

@@ -10,12 +10,31 @@ their registered name.
 from __future__ import annotations
 
 import abc
+import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-__all__ = ["EvalItem", "Example", "RawSource", "TaskSpec"]
+from ftdojo.rawformat import FORMATS
+
+__all__ = ["EvalItem", "Example", "RawSource", "TaskSpec", "normalize_text"]
+
+
+def normalize_text(text: str) -> str:
+    """``text`` folded for near-duplicate comparison: NFKC, lower case, letters and digits only.
+
+    Two prompts that differ only in case, spacing, punctuation or Unicode width
+    normalise to the same string; the suite's leak tests compare prompts this way.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return re.sub(r"[\W_]+", " ", folded).strip()
+
+
+def _check_format(instance: Any, attribute: Any, value: str) -> None:
+    if value not in FORMATS:
+        raise ValueError(f"RawSource.format must be one of {', '.join(FORMATS)}, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -26,7 +45,9 @@ class RawSource:
     records: tuple[dict[str, Any], ...]
     #: What a practitioner would write after looking at it (shown in the catalogue).
     note: str
-    format: str = "jsonl"
+    #: How the source is stored: ``"jsonl"``, ``"csv"`` or ``"markdown"`` (see :mod:`ftdojo.rawformat`).
+    #: CSV and Markdown cells read back as strings, so ``to_example`` must accept text.
+    format: str = attrs.field(default="jsonl", validator=_check_format)
 
 
 @attrs.frozen(kw_only=True)
@@ -84,6 +105,15 @@ class TaskSpec(abc.ABC):
     @abc.abstractmethod
     def extract_answer(self, output: str) -> str | None:
         """The answer in a model's output, normalised; ``None`` if the format is not met."""
+
+    def display_reference(self, reference: str) -> str:
+        """The reference as an agent should see it in an error sample.
+
+        Most references are the answer itself; tasks whose references are JSON documents
+        for their scorer (a molecule and an edit, a chart's data) override this to show
+        the part a human would call the expected answer.
+        """
+        return reference
 
     def verify(self, record: dict[str, Any]) -> bool | None:
         """Whether a raw record's answer checks out; ``None`` when it cannot be checked."""

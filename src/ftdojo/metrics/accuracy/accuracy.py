@@ -31,10 +31,11 @@ Args:
     references (list of str): reference answers, in the same normalised form.
 Returns:
     accuracy (float): in [0, 1]; 0.0 for empty input.
+    item_scores (list of float): 1.0 for each right item, 0.0 for each wrong one.
 Examples:
     >>> acc = evaluate.load("path/to/ftdojo/metrics/accuracy")
     >>> acc.compute(predictions=["8", None, "3"], references=["8", "5", "4"])
-    {'accuracy': 0.3333333333333333}
+    {'accuracy': 0.3333333333333333, 'item_scores': [1.0, 0.0, 0.0]}
 """
 
 _CITATION = ""
@@ -89,11 +90,9 @@ class Accuracy(evaluate.Metric):  # type: ignore[misc]  # evaluate ships no type
     def _compute(self, predictions: list[str | None], references: list[str | None]) -> dict[str, Any]:
         if len(predictions) != len(references):  # evaluate checks this too; kept for direct calls
             raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-        if not predictions:
-            return {"accuracy": 0.0}
-        correct = sum(
-            1
+        item_scores = [
+            1.0 if p is not None and p != _NO_ANSWER and r is not None and r != _NO_ANSWER and p == r else 0.0
             for p, r in zip(predictions, references, strict=True)
-            if p is not None and p != _NO_ANSWER and r is not None and r != _NO_ANSWER and p == r
-        )
-        return {"accuracy": correct / len(predictions)}
+        ]
+        score = sum(item_scores) / len(item_scores) if item_scores else 0.0
+        return {"accuracy": score, "item_scores": item_scores}
