@@ -21,7 +21,7 @@ from ftdojo.plans import DataRecipe
 from ftdojo.prompting import render_prompt, render_response, resolve_template
 from ftdojo.rawformat import iter_records
 from ftdojo.serialization import structure, unstructure
-from ftdojo.tasks.registry import get_task
+from ftdojo.tasks.registry import task_from_reference
 
 
 def _read_source(source_id: str, path: Path, fmt: str) -> Iterator[dict[str, Any]]:
@@ -68,7 +68,7 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     recipe = structure(payload["recipe"], DataRecipe)
-    task = get_task(payload["task"]["name"], **payload["task"]["params"])
+    task = task_from_reference(payload["task"])
     sources: dict[str, str] = payload["sources"]
     formats: dict[str, str] = payload.get("source_formats", {})
     max_length = int(payload["max_length"])

@@ -16,7 +16,7 @@ from ftdojo.jobs.train import pick_device
 from ftdojo.prompting import render_prompt, resolve_template
 from ftdojo.sandbox import JobFailure
 from ftdojo.serialization import unstructure
-from ftdojo.tasks.registry import get_task
+from ftdojo.tasks.registry import task_from_reference
 
 
 def load_for_inference(base_path: str, trained_path: str | None, device: str) -> tuple[Any, Any]:
@@ -95,7 +95,7 @@ def evaluate(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
     if payload.get("threads"):
         torch.set_num_threads(int(payload["threads"]))
-    task = get_task(payload["task"]["name"], **payload["task"]["params"])
+    task = task_from_reference(payload["task"])
     items = [
         json.loads(line) for line in Path(payload["items_path"]).read_text().splitlines() if line.strip()
     ]

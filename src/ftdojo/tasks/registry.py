@@ -14,7 +14,15 @@ from typing import Any
 from ftdojo.errors import TaskSpecError, UnknownTaskError
 from ftdojo.tasks.spec import TaskSpec
 
-__all__ = ["SUITE", "available_tasks", "get_task", "get_task_class", "register_task", "task_reference"]
+__all__ = [
+    "SUITE",
+    "available_tasks",
+    "get_task",
+    "get_task_class",
+    "register_task",
+    "task_from_reference",
+    "task_reference",
+]
 
 #: The built-in suite: 13 generated tasks in 5 domains, mirroring FT-Dojo's benchmark.
 SUITE: dict[str, str] = {
@@ -86,5 +94,29 @@ def get_task(name: str, **params: Any) -> TaskSpec:
 
 
 def task_reference(task: TaskSpec) -> dict[str, Any]:
-    """What a worker needs to re-create ``task``: its name and constructor parameters."""
-    return {"name": task.name, "params": dict(getattr(task, "params", {}))}
+    """What a worker needs to re-create ``task``: name, class import path and constructor parameters.
+
+    The import path lets a worker re-create a task that is not registered under its name
+    in a fresh process (a folder task, or one registered at run time by user code).
+    """
+    cls = type(task)
+    return {
+        "name": task.name,
+        "class": f"{cls.__module__}:{cls.__qualname__}",
+        "params": dict(getattr(task, "params", {})),
+    }
+
+
+def task_from_reference(reference: dict[str, Any]) -> TaskSpec:
+    """The task a :func:`task_reference` describes."""
+    name = reference["name"]
+    params = reference.get("params", {})
+    import_path = reference.get("class")
+    _load_plugins()
+    if import_path is None or _registry.get(name) == import_path:
+        return get_task(name, **params)
+    cls = _load_class(name, import_path)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise TaskSpecError(f"task {name!r}: bad parameters {params!r}: {exc}") from exc
