@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from ftdojo.errors import ConfigError, DataError
 from ftdojo.tasks.math import INSTRUCTION, MathWordProblems
 from ftdojo.tasks.registry import get_task, task_reference
-from ftdojo.tasks.spec import RawSource, TaskSpec
+from ftdojo.tasks.spec import RawSource, TaskSpec, normalize_text
 
-SOURCE_IDS = ("worked_solutions", "answers_only", "forum_scrape", "trivia_mix")
+SOURCE_IDS = ("worked_solutions", "answers_only", "forum_scrape", "trivia_mix", "homework_sheets")
 MATH_SOURCES = ("worked_solutions", "answers_only", "forum_scrape")
 
 
@@ -164,12 +164,20 @@ def test_raw_records_are_fresh_copies(task: MathWordProblems) -> None:
 def test_default_sizes_and_fields(sources: dict[str, RawSource], task: MathWordProblems) -> None:
     assert tuple(sources) == SOURCE_IDS
     sizes = {sid: len(src.records) for sid, src in sources.items()}
-    assert sizes == {"worked_solutions": 1500, "answers_only": 3000, "forum_scrape": 1500, "trivia_mix": 800}
+    assert sizes == {
+        "worked_solutions": 1500,
+        "answers_only": 3000,
+        "forum_scrape": 1500,
+        "trivia_mix": 800,
+        "homework_sheets": 600,
+    }
     fields = {sid: {tuple(sorted(r)) for r in src.records} for sid, src in sources.items()}
     assert fields["worked_solutions"] == {("answer", "category", "question", "solution")}
     assert fields["forum_scrape"] == {("answer", "category", "question", "solution")}
     assert fields["answers_only"] == {("answer", "category", "question")}
     assert fields["trivia_mix"] == {("answer", "question")}
+    assert fields["homework_sheets"] == {("answer", "question")}
+    assert sources["homework_sheets"].format == "csv"
     for src in sources.values():
         assert src.note
         assert str(len(src.records)) in src.note
@@ -180,9 +188,15 @@ def test_default_sizes_and_fields(sources: dict[str, RawSource], task: MathWordP
 
 def test_custom_sizes() -> None:
     t = MathWordProblems(
-        worked_solutions=10, answers_only=0, forum_scrape=7, trivia_mix=5, validation_size=13, test_size=6
+        worked_solutions=10,
+        answers_only=0,
+        forum_scrape=7,
+        trivia_mix=5,
+        homework_sheets=10,
+        validation_size=13,
+        test_size=6,
     )
-    assert [len(s.records) for s in t.raw_sources()] == [10, 0, 7, 5]
+    assert [len(s.records) for s in t.raw_sources()] == [10, 0, 7, 5, 10]
     assert [len(split) for split in t.eval_splits()] == [13, 6]
 
 
@@ -236,7 +250,13 @@ def test_categories_are_balanced(sources: dict[str, RawSource], task: MathWordPr
 @pytest.mark.parametrize("size", [1, 5, 10, 15, 22])
 def test_splits_of_any_size_are_balanced_within_one(size: int) -> None:
     t = MathWordProblems(
-        worked_solutions=0, answers_only=0, forum_scrape=0, trivia_mix=0, validation_size=size, test_size=size
+        worked_solutions=0,
+        answers_only=0,
+        forum_scrape=0,
+        trivia_mix=0,
+        homework_sheets=0,
+        validation_size=size,
+        test_size=size,
     )
     for split in t.eval_splits():
         counts = Counter(item.category for item in split)
@@ -266,7 +286,13 @@ def test_forum_scrape_has_exactly_twenty_percent_wrong_answers(sources: dict[str
 @pytest.mark.parametrize("n", [0, 1, 3, 7, 12, 50])
 def test_forum_noise_count_is_round_of_twenty_percent(n: int) -> None:
     t = MathWordProblems(
-        worked_solutions=0, answers_only=0, forum_scrape=n, trivia_mix=0, validation_size=0, test_size=0
+        worked_solutions=0,
+        answers_only=0,
+        forum_scrape=n,
+        trivia_mix=0,
+        homework_sheets=0,
+        validation_size=0,
+        test_size=0,
     )
     records = t.raw_sources()[2].records
     assert sum(t.verify(r) is False for r in records) == round(0.2 * n)
@@ -346,10 +372,15 @@ def test_splits_are_disjoint_from_each_other_and_from_all_raw_questions(
     assert len(val_q) == len(validation)
     assert len(test_q) == len(test)
     assert not val_q & test_q
-    raw_q = {r["question"] for src in sources.values() for r in src.records}
-    assert not (val_q | test_q) & raw_q
-    # Raw sources do not share questions with each other either.
-    assert len(raw_q) == sum(len(src.records) for src in sources.values())
+    raw_q = {normalize_text(r["question"]) for src in sources.values() for r in src.records}
+    assert not {normalize_text(q) for q in val_q | test_q} & raw_q
+    # Raw sources do not share questions with each other either (only homework_sheets
+    # repeats its own rows, on purpose).
+    distinct = {
+        sid: len({normalize_text(r["question"]) for r in src.records}) for sid, src in sources.items()
+    }
+    assert len(raw_q) == sum(distinct.values())
+    assert all(n == len(sources[sid].records) for sid, n in distinct.items() if sid != "homework_sheets")
 
 
 def test_eval_items_look_right(task: MathWordProblems) -> None:
@@ -489,3 +520,29 @@ def test_extract_answer_numbers(first: int, last: int, noise: str) -> None:
     assert task.extract_answer(f"\\boxed{{{last:,}}}") == str(last)
     assert task.extract_answer(f"\\boxed{{{last}.0}}") == str(last)
     assert task.extract_answer(f"{noise}\\boxed{{{first}}}{noise}\\boxed{{ {last} }}{noise}") == str(last)
+
+
+def test_homework_sheets_repeat_rows_and_write_answers_inconsistently(
+    sources: dict[str, RawSource], task: MathWordProblems
+) -> None:
+    rows = sources["homework_sheets"].records
+    assert len(rows) == 600
+    exact = len(rows) - len({(r["question"], r["answer"]) for r in rows})
+    unique_questions = {normalize_text(r["question"]) for r in rows}
+    assert exact >= 0.1 * len(rows)  # 90 verbatim copies (a copy of a copy counts once)
+    assert len(unique_questions) == 420  # 70% unique once near copies are folded
+    # The answers are right but only two of the five styles read back as the number.
+    styles = Counter(
+        "clean"
+        if task.extract_answer(task.to_example(r, include_rationale=True).response) is not None
+        and task.extract_answer(task.to_example(r, include_rationale=True).response) == _number(r["answer"])
+        else "messy"
+        for r in rows
+    )
+    assert 0.25 * len(rows) < styles["clean"] < 0.55 * len(rows)
+
+
+def _number(answer: str) -> str:
+    import re as _re
+
+    return _re.search(r"\d+", answer).group(0)  # type: ignore[union-attr]

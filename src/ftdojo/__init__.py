@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ftdojo.models import ModelInfo
     from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
     from ftdojo.results import BaselineResult, Budget, BudgetUsage, RunResult, Trial
+    from ftdojo.tasks.spec import Task
 
 # Names resolve on first use: the sandbox worker imports this package before it
 # applies its memory limit, and a script that needs only the types should not pay
@@ -92,6 +93,7 @@ _LAZY = {
     "Stage": "ftdojo.feedback",
     "StageLimits": "ftdojo.dojo",
     "StepCount": "ftdojo.feedback",
+    "Task": "ftdojo.tasks.spec",
     "TaskCard": "ftdojo.cards",
     "TaskError": "ftdojo.errors",
     "TaskSpecError": "ftdojo.errors",
@@ -155,6 +157,7 @@ __all__ = [
     "Stage",
     "StageLimits",
     "StepCount",
+    "Task",
     "TaskCard",
     "TaskError",
     "TaskSpecError",

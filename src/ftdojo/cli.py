@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -61,15 +62,46 @@ def main_options(
 
 
 @app.command("tasks")
-def tasks_command() -> None:
-    """List the registered tasks."""
-    from ftdojo.tasks import available_tasks, get_task
+def tasks_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """List the registered tasks: the built-in suite first, then hub datasets and plugins."""
+    from ftdojo.errors import TaskSpecError
+    from ftdojo.tasks.registry import SUITE, available_tasks, get_task_class
 
-    table = Table("task", "domain", "metric", "description")
-    for name in available_tasks():
-        task = get_task(name)
-        table.add_row(name, task.domain, task.metric, task.description)
+    rows: list[dict[str, str]] = []
+    for name in [*SUITE, *(n for n in available_tasks() if n not in SUITE)]:
+        group = "suite" if name in SUITE else "other"
+        try:
+            cls = get_task_class(name)
+        except TaskSpecError as exc:  # a broken plugin must not hide the others
+            rows.append({"task": name, "group": group, "domain": "?", "metric": "?", "description": str(exc)})
+            continue
+        group = getattr(cls, "GROUP", group)
+        rows.append(
+            {
+                "task": name,
+                "group": group,
+                "domain": cls.domain,
+                "metric": cls.metric,
+                "description": cls.description,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    suite = [r for r in rows if r["group"] == "suite"]
+    table = Table("task", "domain", "metric", "description", title="Built-in suite")
+    for row in suite:
+        table.add_row(row["task"], row["domain"], row["metric"], row["description"])
     console.print(table)
+    console.print(f"{len(suite)} tasks in {len({r['domain'] for r in suite})} domains")
+    others = [r for r in rows if r["group"] != "suite"]
+    if others:
+        table = Table("task", "group", "domain", "metric", "description", title="Other registered tasks")
+        for row in others:
+            table.add_row(row["task"], row["group"], row["domain"], row["metric"], row["description"])
+        console.print(table)
 
 
 class _Progress:

@@ -21,7 +21,7 @@ from ftdojo.cards import CatalogEntry, DataCatalog
 from ftdojo.models import ModelInfo
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
 
-__all__ = ["RulePlanner", "SourceAssessment", "assess_sources"]
+__all__ = ["RulePlanner", "SourceAssessment", "assess_sources", "default_train_config"]
 
 _RATIONALE_FIELDS = ("solution", "rationale", "reasoning", "explanation", "steps", "cot", "thought")
 _OFF_DOMAIN = re.compile(r"off[- ]domain|unrelated|general[- ]knowledge|not (?:about|related)", re.I)
@@ -85,6 +85,39 @@ def _add_source(plan: Plan, *, source_id: str, verified: bool) -> Plan:
     )
 
 
+def default_train_config(model: ModelInfo, longest_tokens: float) -> TrainConfig:
+    """The training configuration a first trial gets for ``model``: full FT if small, else LoRA.
+
+    ``longest_tokens`` is the longest record (p99, in the model's tokens) the plan trains
+    on; ``max_length`` leaves room for the prompt template around it, within the context.
+    """
+    # Room for the prompt template and end marker around the raw text.
+    needed = int(math.ceil((longest_tokens + 48) / 64.0) * 64)
+    max_length = max(64, min(model.context_length, needed))
+    if model.parameters and model.parameters < FULL_FINETUNE_MAX_PARAMETERS:
+        # A small model learns fastest with full fine-tuning; measured on the tiny
+        # model, 1e-3 with warm-up was steady where a constant 3e-3 diverged, and
+        # batch 8 (more steps for the same tokens) beat batch 16.
+        return TrainConfig(
+            method="full",
+            learning_rate=1e-3,
+            epochs=3.0,
+            batch_size=8,
+            max_length=max_length,
+            warmup_ratio=0.05,
+            lr_scheduler="cosine",
+        )
+    return TrainConfig(
+        method="lora",
+        lora_rank=16,
+        lora_alpha=32,
+        learning_rate=2e-4,
+        epochs=2.0,
+        batch_size=8,
+        max_length=max_length,
+    )
+
+
 class RulePlanner:
     """The default planner: rules of thumb from the FT-Dojo paper, no LLM.
 
@@ -123,31 +156,7 @@ class RulePlanner:
         )
 
     def _initial_train(self, model: ModelInfo, longest_tokens: float) -> TrainConfig:
-        # Room for the prompt template and end marker around the raw text.
-        needed = int(math.ceil((longest_tokens + 48) / 64.0) * 64)
-        max_length = max(64, min(model.context_length, needed))
-        if model.parameters and model.parameters < FULL_FINETUNE_MAX_PARAMETERS:
-            # A small model learns fastest with full fine-tuning; measured on the tiny
-            # model, 1e-3 with warm-up was steady where a constant 3e-3 diverged, and
-            # batch 8 (more steps for the same tokens) beat batch 16.
-            return TrainConfig(
-                method="full",
-                learning_rate=1e-3,
-                epochs=3.0,
-                batch_size=8,
-                max_length=max_length,
-                warmup_ratio=0.05,
-                lr_scheduler="cosine",
-            )
-        return TrainConfig(
-            method="lora",
-            lora_rank=16,
-            lora_alpha=32,
-            learning_rate=2e-4,
-            epochs=2.0,
-            batch_size=8,
-            max_length=max_length,
-        )
+        return default_train_config(model, longest_tokens)
 
     def fit_budget(self, plan: Plan, context: PlanningContext) -> Plan:
         """Cap the epochs so that this trial takes at most its share of what is left.

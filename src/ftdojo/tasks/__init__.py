@@ -1,6 +1,17 @@
-"""The task registry: built-in tasks, entry-point plugins (group ``ftdojo.tasks``)."""
+"""Tasks: the built-in suite, hub datasets, entry-point plugins (group ``ftdojo.tasks``), folders."""
 
-from ftdojo.tasks.registry import available_tasks, get_task, register_task
-from ftdojo.tasks.spec import EvalItem, Example, RawSource, TaskSpec
+from ftdojo.tasks.registry import SUITE, available_tasks, get_task, register_task
+from ftdojo.tasks.spec import EvalItem, Example, RawSource, Task, TaskSpec, normalize_text
 
-__all__ = ["EvalItem", "Example", "RawSource", "TaskSpec", "available_tasks", "get_task", "register_task"]
+__all__ = [
+    "SUITE",
+    "EvalItem",
+    "Example",
+    "RawSource",
+    "Task",
+    "TaskSpec",
+    "available_tasks",
+    "get_task",
+    "normalize_text",
+    "register_task",
+]

@@ -9,7 +9,10 @@ worked solutions are terse: every character is a token for such a model.
 Four raw sources of varying quality are generated, all deterministic in ``seed``:
 clean worked solutions, answers without working, a forum scrape in which exactly
 ``round(0.2 * n)`` answers are wrong (detectable by recomputing the arithmetic, see
-:meth:`MathWordProblems.verify`), and off-domain trivia. The evaluation splits are
+:meth:`MathWordProblems.verify`), off-domain trivia, and a CSV export of answer sheets
+whose answers are right but written in five inconsistent formats, with 30% of its rows
+exact or near duplicates (its true quality: 70% of rows unique; two of the five answer
+styles, ``8`` and ``8.``, read back as the right answer, the other three do not). The evaluation splits are
 balanced over the categories and share no question with each other or with any raw
 source.
 """
@@ -29,6 +32,7 @@ import attrs
 
 from ftdojo.errors import ConfigError, DataError, TaskSpecError
 from ftdojo.tasks.spec import EvalItem, Example, RawSource, TaskSpec
+from ftdojo.tasks.synthetic import with_duplicates
 
 __all__ = ["INSTRUCTION", "MathWordProblems"]
 
@@ -38,7 +42,7 @@ __all__ = ["INSTRUCTION", "MathWordProblems"]
 INSTRUCTION = "\nPut the final answer in \\boxed{}."
 
 #: Bumped whenever a change here alters the generated data (part of ``version()``).
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 2
 
 _CATEGORIES = ("add", "sub", "mul", "two_step")
 
@@ -139,6 +143,22 @@ _PLANETS = (
     ("planet famous for its bright rings", "Saturn"), ("hottest planet in the solar system", "Venus"),
 )  # fmt: skip
 _TRIVIA_PHRASINGS = ("{q}", "Trivia: {q}", "Quick question: {q}", "Can you tell me: {q}", "Pub quiz: {q}")
+
+
+def _item_word(question: str) -> str:
+    # The counted noun is the word after "How many" in every template.
+    match = re.search(r"How many (?:more )?(\w+)", question)
+    return match.group(1) if match else "items"
+
+
+#: How a teacher's answer sheet writes the answer 8: only the first is the clean form.
+_SHEET_ANSWER_STYLES: tuple[Callable[[str, str], str], ...] = (
+    lambda a, q: a,
+    lambda a, q: f"Answer: {a}",
+    lambda a, q: f"{a} {_item_word(q)}",
+    lambda a, q: f"= {a}",
+    lambda a, q: f"{a}.",
+)
 
 _INT_MAX_DIGITS = 100  # beyond this a "number" is not an answer; keep it a string (no huge ints)
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -326,6 +346,7 @@ class MathWordProblems(TaskSpec):
         answers_only: int = 3000,
         forum_scrape: int = 1500,
         trivia_mix: int = 800,
+        homework_sheets: int = 600,
         validation_size: int = 100,
         test_size: int = 100,
     ) -> None:
@@ -334,6 +355,7 @@ class MathWordProblems(TaskSpec):
             "answers_only": answers_only,
             "forum_scrape": forum_scrape,
             "trivia_mix": trivia_mix,
+            "homework_sheets": homework_sheets,
             "validation_size": validation_size,
             "test_size": test_size,
         }
@@ -433,6 +455,20 @@ class MathWordProblems(TaskSpec):
         rng = self._rng("trivia_mix")
         trivia = [{"question": q, "answer": a} for q, a in rng.sample(_trivia_facts(), s["trivia_mix"])]
 
+        rng = self._rng("homework_sheets")
+        # Unique problems make up 70% of the sheet; the rest are copies, as when the same
+        # worksheet is exported twice (15% verbatim, 15% with cosmetic edits).
+        n_sheet = s["homework_sheets"]
+        n_copies = round(0.3 * n_sheet)
+        sheet_problems = self._unique_problems(rng, self._balanced(n_sheet - n_copies, rng), seen)
+        sheet = [
+            {"question": p.question, "answer": rng.choice(_SHEET_ANSWER_STYLES)(p.answer, p.question)}
+            for p in sheet_problems
+        ]
+        sheet = with_duplicates(
+            sheet, exact=n_copies // 2, near=n_copies - n_copies // 2, field="question", rng=rng
+        )
+
         n_ws, n_ao, n_fs, n_tm = len(worked), len(answers), len(forum), len(trivia)
         sources = (
             RawSource(
@@ -468,6 +504,17 @@ class MathWordProblems(TaskSpec):
                 note=(
                     f"{n_tm} general-knowledge Q&A pairs (capitals, colors, animals, opposites, "
                     "calendar) with one-word answers and no category. Off-domain: no arithmetic at all."
+                ),
+            ),
+            RawSource(
+                source_id="homework_sheets",
+                records=tuple(sheet),
+                format="csv",
+                note=(
+                    f"{len(sheet)} rows exported from teachers' answer sheets (CSV: question, answer), "
+                    "no working and no category. The answer column is written every which way ('8', "
+                    "'Answer: 8', '8 apples', '= 8'), and the same questions recur, some verbatim, some "
+                    "with small edits in spacing or case."
                 ),
             ),
         )
@@ -539,6 +586,10 @@ class MathWordProblems(TaskSpec):
             category=category if isinstance(category, str) else "",
         )
 
+    def gold_response(self, item: EvalItem) -> str:
+        """The answer sentence every math response ends with."""
+        return _boxed_sentence(item.reference)
+
     def extract_answer(self, output: str) -> str | None:
         """The normalised content of the last ``\\boxed{...}`` in ``output``; ``None`` without one.
 
@@ -578,5 +629,6 @@ class MathWordProblems(TaskSpec):
         s = self.sizes
         return (
             f"math-v{_GENERATOR_VERSION}-seed{self.seed}-ws{s['worked_solutions']}-ao{s['answers_only']}"
-            f"-fs{s['forum_scrape']}-tm{s['trivia_mix']}-val{s['validation_size']}-test{s['test_size']}"
+            f"-fs{s['forum_scrape']}-tm{s['trivia_mix']}-hs{s['homework_sheets']}"
+            f"-val{s['validation_size']}-test{s['test_size']}"
         )

@@ -19,7 +19,7 @@ import attrs
 
 from ftdojo.rawformat import FORMATS
 
-__all__ = ["EvalItem", "Example", "RawSource", "TaskSpec", "normalize_text"]
+__all__ = ["EvalItem", "Example", "RawSource", "Task", "TaskSpec", "normalize_text"]
 
 
 def normalize_text(text: str) -> str:
@@ -106,6 +106,14 @@ class TaskSpec(abc.ABC):
     def extract_answer(self, output: str) -> str | None:
         """The answer in a model's output, normalised; ``None`` if the format is not met."""
 
+    def gold_response(self, item: EvalItem) -> str:
+        """A response a perfect model would give to ``item``, in the task's output format.
+
+        The suite's tests check the whole chain with it: ``extract_answer`` of this
+        response, scored by the metric against ``item.reference``, is fully right.
+        """
+        raise NotImplementedError(f"task {self.name!r} does not define gold_response")
+
     def display_reference(self, reference: str) -> str:
         """The reference as an agent should see it in an error sample.
 
@@ -122,3 +130,8 @@ class TaskSpec(abc.ABC):
     def version(self) -> str:
         """Changes whenever the generated data would change (used for caching)."""
         return f"{self.name}-seed{self.seed}"
+
+
+#: The public name of :class:`TaskSpec` (``ftdojo.Task``): subclass it to define a task in
+#: code, or call ``Task.from_dir(path)`` to load one from a folder.
+Task = TaskSpec

@@ -1,0 +1,175 @@
+"""Calibrate the built-in suite: base model, naive fine-tuning and the best plan found by hand.
+
+For every task and model this runs three things through a real :class:`ftdojo.Dojo`
+(sandboxed data build, training and evaluation, as any agent's trial would):
+
+- **base**: the untouched base model on the validation and test splits;
+- **naive**: one trial on *all* raw sources with the default data recipe and the
+  default training configuration for the model (what a user gets without curating);
+- **best**: one trial with the hand-tuned data recipe from ``benchmarks/calibration/*.py``
+  (``BEST[task]``), with the same training configuration unless ``BEST[task]["train"]``
+  (per model) changes it.
+
+Naive and best get the same cap on trained tokens, so the difference is the data.
+Results go to ``benchmarks/results/calibration-<model>.json`` (merged per task, so runs
+for different tasks add up) and a Markdown table is printed.
+
+    python benchmarks/calibrate.py --model tiny                 # every suite task
+    python benchmarks/calibrate.py math chem_reaction --model smollm2-135m --tokens 60000
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+
+from ftdojo import Budget, DataRecipe, Dojo, Plan, SourceSelection
+from ftdojo.agent.planner import assess_sources, default_train_config
+from ftdojo.tasks.registry import SUITE, get_task
+from ftdojo.testing import ScriptedAgent
+
+HERE = Path(__file__).resolve().parent
+#: Trained-token cap per trial, per model: about 1.5 minutes of CPU training each.
+DEFAULT_TOKENS = {"tiny": 600_000, "smollm2-135m": 40_000}
+
+
+def load_best() -> dict[str, dict[str, Any]]:
+    best: dict[str, dict[str, Any]] = {}
+    for path in sorted((HERE / "calibration").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"calibration_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        best.update(getattr(module, "BEST", {}))
+    return best
+
+
+def _plans(dojo: Dojo, task: str, model: str, best: dict[str, Any]) -> tuple[Plan, Plan]:
+    prepared = anyio.run(dojo._prepare, get_task(task), model)
+    assessments = assess_sources(prepared.catalog)
+    everything = [a.source_id for a in assessments]
+    # One training configuration for both plans (the model's default, as a first trial gets
+    # it), wide enough for the longest source, so the difference between them is the data.
+    train = default_train_config(prepared.info, max(a.length_p99 for a in assessments))
+    overrides = best.get("train", {}).get(model, {})
+    if overrides:
+        train = attrs.evolve(train, **overrides)
+    naive = Plan(
+        data=DataRecipe(sources=tuple(SourceSelection(source=s) for s in everything)),
+        train=train,
+        hypothesis="naive: every raw source, default recipe and training configuration",
+    )
+    data_knobs = {k: v for k, v in best.items() if k not in {"sources", "train"}}
+    tuned = Plan(
+        data=DataRecipe(sources=tuple(SourceSelection(source=s) for s in best["sources"]), **data_knobs),
+        train=train,
+        hypothesis="best found by hand",
+    )
+    return naive, tuned
+
+
+async def _one(dojo: Dojo, task: str, model: str, plan: Plan, tokens: int) -> dict[str, Any]:
+    agent = ScriptedAgent([plan])
+    started = time.monotonic()
+    result = await dojo.run(task, agent, model=model, budget=Budget(max_trials=1, max_train_tokens=tokens))
+    trial = result.trials[0] if result.trials else None
+    feedback = trial.feedback if trial else None
+    return {
+        "validation": result.validation_score,
+        "test": result.test_score,
+        "seconds": round(time.monotonic() - started, 1),
+        "ok": bool(feedback and feedback.ok),
+        "error": None if feedback is None or feedback.ok else feedback.execution.root_cause[-300:],
+        "records": feedback.data.records if feedback and feedback.data else None,
+        "per_source": dict(feedback.data.per_source) if feedback and feedback.data else None,
+        "trained_tokens": feedback.training.tokens_trained if feedback and feedback.training else None,
+        "final_loss": feedback.training.final_loss if feedback and feedback.training else None,
+    }
+
+
+def calibrate(task: str, model: str, tokens: int, runs_dir: Path, best: dict[str, Any]) -> dict[str, Any]:
+    dojo = Dojo(runs_dir=runs_dir, model=model, threads=2)
+    naive_plan, best_plan = _plans(dojo, task, model, best)
+
+    async def main() -> dict[str, Any]:
+        started = time.monotonic()
+        base = await dojo.baseline(task, model=model)
+        base_seconds = round(time.monotonic() - started, 1)
+        naive = await _one(dojo, task, model, naive_plan, tokens)
+        tuned = await _one(dojo, task, model, best_plan, tokens)
+        return {
+            "task": task,
+            "model": model,
+            "tokens_per_trial": tokens,
+            "base": {"validation": base.validation_score, "test": base.test_score, "seconds": base_seconds},
+            "naive": naive,
+            "best": tuned,
+            "best_recipe": {k: v for k, v in best.items() if k != "train"},
+            "best_train": best.get("train", {}).get(model, {}),
+        }
+
+    return anyio.run(main)
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    lines = [
+        "| task | base val | base test | naive val | naive test | best val | best test | headroom |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task in [t for t in SUITE if t in results] + [t for t in results if t not in SUITE]:
+        r = results[task]
+        b, n, h = r["base"], r["naive"], r["best"]
+        ok = (
+            None not in (b["validation"], n["validation"], h["validation"])
+            and b["validation"] <= n["validation"] < h["validation"]
+        )
+        lines.append(
+            f"| {task} | {_fmt(b['validation'])} | {_fmt(b['test'])} | {_fmt(n['validation'])} | "
+            f"{_fmt(n['test'])} | {_fmt(h['validation'])} | {_fmt(h['test'])} | {'yes' if ok else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tasks", nargs="*", help="suite tasks (default: all 13)")
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--tokens", type=int, default=None, help="trained-token cap per trial")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    tasks = args.tasks or list(SUITE)
+    tokens = args.tokens or DEFAULT_TOKENS.get(args.model, 40_000)
+    out = args.out or HERE / "results" / f"calibration-{args.model}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    best = load_best()
+    missing = [t for t in tasks if t not in best]
+    if missing:
+        print(f"no hand-tuned plan in benchmarks/calibration/ for: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    with tempfile.TemporaryDirectory(prefix="ftdojo-calibration-") as runs_dir:
+        for task in tasks:
+            print(f"== {task} ({args.model}, {tokens} tokens per trial)", flush=True)
+            results[task] = calibrate(task, args.model, tokens, Path(runs_dir), best[task])
+            print(json.dumps(results[task], indent=1), flush=True)
+            out.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
