@@ -15,6 +15,7 @@ from ftdojo.errors import TaskSpecError, UnknownTaskError
 from ftdojo.tasks.spec import TaskSpec
 
 __all__ = [
+    "HUB",
     "SUITE",
     "available_tasks",
     "get_task",
@@ -40,7 +41,23 @@ SUITE: dict[str, str] = {
     "table_numerical": "ftdojo.tasks.tables:TableNumericalReasoning",
     "table_visualization": "ftdojo.tasks.charts:TableVisualization",
 }
-_registry: dict[str, str] = dict(SUITE)
+#: The paper's own datasets, loaded from the Hugging Face hub (see ``docs/hub-tasks.md``).
+HUB: dict[str, str] = {
+    "hub_aime": "ftdojo.tasks.hub:AimeMath",
+    "hub_patent_prior_art": "ftdojo.tasks.hub:PatentPriorArt",
+    "hub_patent_paragraph": "ftdojo.tasks.hub:PatentParagraph",
+    "hub_patent_novelty": "ftdojo.tasks.hub:PatentNovelty",
+    "hub_chem_understanding": "ftdojo.tasks.hub:ChemUnderstanding",
+    "hub_chem_editing": "ftdojo.tasks.hub:ChemEditing",
+    "hub_chem_optimization": "ftdojo.tasks.hub:ChemOptimization",
+    "hub_chem_reaction": "ftdojo.tasks.hub:ChemReaction",
+    "hub_finance_exam": "ftdojo.tasks.hub:FinanceIQExam",
+    "hub_table_analysis": "ftdojo.tasks.hub:TableDataAnalysis",
+    "hub_table_fact_check": "ftdojo.tasks.hub:TableFactCheck",
+    "hub_table_numerical": "ftdojo.tasks.hub:TableNumericalReasoning",
+    "hub_table_visualization": "ftdojo.tasks.hub:TableVisualization",
+}
+_registry: dict[str, str] = {**SUITE, **HUB}
 _plugins_loaded = False
 
 

@@ -10,6 +10,7 @@ their registered name.
 from __future__ import annotations
 
 import abc
+import os
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -85,6 +86,17 @@ class TaskSpec(abc.ABC):
     max_new_tokens: int = 128
     #: The raw-data and split generators are deterministic in this seed.
     seed: int = 0
+
+    @classmethod
+    def from_dir(cls, path: str | os.PathLike[str]) -> TaskSpec:
+        """The task a bring-your-own task folder describes (``docs/bring-your-own-task.md``).
+
+        Raises :class:`ftdojo.errors.TaskSpecError` or :class:`ftdojo.errors.DataError`,
+        naming the file and the field or line, for a folder that is not a valid task.
+        """
+        from ftdojo.tasks.folder import FolderTask  # lazy: folder imports this module
+
+        return FolderTask(path)
 
     @abc.abstractmethod
     def raw_sources(self) -> Sequence[RawSource]:
