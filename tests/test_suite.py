@@ -188,3 +188,48 @@ async def test_one_short_trial_end_to_end_with_the_tiny_model(suite_dojo: Dojo, 
     assert set(feedback.evaluation.per_category) <= set(spec.categories)
     assert result.test_score is not None
     assert 0.0 <= result.test_score <= 1.0
+
+
+@pytest.mark.parametrize("name", SUITE_NAMES)
+def test_metric_invariants_on_the_tasks_own_references(name: str) -> None:
+    """Any mix of right answers, wrong answers and format misses scores in [0, 1], whatever the order."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    spec = task(name)
+    validation, _ = spec.eval_splits()
+    pool = validation[:40]
+    metric = _metric(spec.metric)
+    gold = [spec.extract_answer(spec.gold_response(i)) for i in pool]
+    wrong = [spec.extract_answer(spec.gold_response(i)) for i in reversed(pool)]
+
+    choice = st.sampled_from(["gold", "wrong", "none", "garbage"])
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        picks=st.lists(st.tuples(st.integers(0, len(pool) - 1), choice), min_size=1, max_size=12),
+        garbage=st.text(max_size=20),
+        seed=st.randoms(use_true_random=False),
+    )
+    def check(picks: list[tuple[int, str]], garbage: str, seed: Any) -> None:
+        predictions = [
+            {"gold": gold[i], "wrong": wrong[i], "none": None, "garbage": garbage}[kind] for i, kind in picks
+        ]
+        references = [pool[i].reference for i, _ in picks]
+        result = metric.compute(predictions=predictions, references=references)
+        score = result[spec.metric]
+        assert 0.0 <= score <= 1.0
+        assert len(result["item_scores"]) == len(picks)
+        assert all(0.0 <= s <= 1.0 for s in result["item_scores"])
+        if all(kind == "gold" for _, kind in picks):
+            assert score == 1.0
+        if all(kind == "none" for _, kind in picks):
+            assert score == 0.0
+        order = list(range(len(picks)))
+        seed.shuffle(order)
+        shuffled = metric.compute(
+            predictions=[predictions[k] for k in order], references=[references[k] for k in order]
+        )
+        assert shuffled[spec.metric] == pytest.approx(score)
+
+    check()

@@ -1,0 +1,34 @@
+"""Hand-tuned data recipes for the four chemistry tasks (see benchmarks/calibrate.py).
+
+Their sources go wrong the same way, so one plan fits all four: the curated set is
+clean; the spreadsheet/scraped/bulk CSV export has about a third wrong or unparseable
+answers, which verify() recomputes with RDKit and drops; the lab-notebook table has right
+chemistry but answers in other formats ("Product: CCO", "three"), which verify() drops,
+plus duplicates that dedupe removes, and non-canonical SMILES in its prompts (kept: the
+same molecule spelled another way). The off-task source (periodic-table quiz, formulas,
+property read-outs, reaction names) is left out, since verify() cannot judge it and would
+keep it. Rationales are left out so every response has one shape: only the curated
+records have them.
+"""
+
+from typing import Any
+
+_CLEAN_VOLUME: dict[str, Any] = {
+    "verified_only": True,
+    "dedupe": True,
+    "include_rationale": False,
+    "max_records": 4000,
+}
+
+BEST: dict[str, dict[str, Any]] = {
+    "chem_understanding": {
+        "sources": ["annotated_questions", "spreadsheet_answers", "notebook_questions"],
+        **_CLEAN_VOLUME,
+    },
+    "chem_editing": {"sources": ["curated_edits", "scraped_edits", "notebook_edits"], **_CLEAN_VOLUME},
+    "chem_optimization": {
+        "sources": ["curated_optimizations", "scraped_optimizations", "notebook_optimizations"],
+        **_CLEAN_VOLUME,
+    },
+    "chem_reaction": {"sources": ["curated_reactions", "bulk_reactions", "eln_export"], **_CLEAN_VOLUME},
+}

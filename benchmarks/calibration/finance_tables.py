@@ -1,0 +1,30 @@
+"""Hand-tuned plans for the finance and table QA tasks (see benchmarks/calibrate.py).
+
+The same reasoning holds for all four tasks, whose sources have the same five shapes:
+
+- keep the clean worked solutions (``exam_worked`` / ``curated_worked``);
+- add the forum/web scrape, but only with ``verified_only``: about a third of its answers
+  are wrong, and ``verify`` recomputes every one of them from the record's own question
+  (and table), so what survives is clean worked material in the same response shape;
+- leave out the answer-only source (``answer_key`` / ``answers_csv``): correct, but a second
+  response shape (no working) mixed into the first teaches the model to skip the working;
+- leave out the inconsistent-format source (``prep_site`` / ``mixed_format``): its answers
+  are right, but most are not in the ``Answer: ...`` form the evaluator reads;
+- leave out the off-domain country-code sources.
+"""
+
+from typing import Any
+
+_WORKED_AND_VERIFIED_SCRAPE: dict[str, Any] = {
+    "verified_only": True,
+    "dedupe": True,
+    "include_rationale": True,
+    "max_records": 3000,
+}
+
+BEST: dict[str, dict[str, Any]] = {
+    "finance_exam": {"sources": ["exam_worked", "forum_scrape"], **_WORKED_AND_VERIFIED_SCRAPE},
+    "table_analysis": {"sources": ["curated_worked", "web_scrape"], **_WORKED_AND_VERIFIED_SCRAPE},
+    "table_fact_check": {"sources": ["curated_worked", "web_scrape"], **_WORKED_AND_VERIFIED_SCRAPE},
+    "table_numerical": {"sources": ["curated_worked", "web_scrape"], **_WORKED_AND_VERIFIED_SCRAPE},
+}
