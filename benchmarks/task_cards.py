@@ -13,6 +13,11 @@ import time
 from ftdojo.tasks.registry import SUITE, get_task
 
 
+def _cell(text: str) -> str:
+    """``text`` as one Markdown table cell (pipes escaped, newlines shown as ``\\n``)."""
+    return text.replace("|", "\\|").replace("\n", "\\n")
+
+
 def main() -> None:
     print("| task | domain | metric | categories | output format |")
     print("|---|---|---|---|---|")
@@ -23,7 +28,8 @@ def main() -> None:
         spec.eval_splits()
         specs[name] = (spec, time.perf_counter() - started)
         categories = ", ".join(spec.categories)
-        print(f"| `{name}` | {spec.domain} | {spec.metric} | {categories} | `{spec.output_format}` |")
+        output_format = _cell(spec.output_format)
+        print(f"| `{name}` | {spec.domain} | {spec.metric} | {categories} | `{output_format}` |")
     print()
     for name, (spec, seconds) in specs.items():
         print(f"### `{name}`\n")
@@ -33,7 +39,7 @@ def main() -> None:
         print("| source | format | records | what a practitioner sees |")
         print("|---|---|---|---|")
         for source in spec.raw_sources():
-            note = source.note.replace("|", "\\|").replace("\n", " ")
+            note = _cell(source.note)
             print(f"| `{source.source_id}` | {source.format} | {len(source.records)} | {note} |")
         print()
 
