@@ -121,7 +121,7 @@ def test_no_evaluation_prompt_appears_in_any_raw_source(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SUITE_NAMES)
-def test_sources_differ_in_format_and_quality(name: str) -> None:
+def test_every_source_has_a_note_and_reads_back(name: str) -> None:
     spec = task(name)
     sources = spec.raw_sources()
     assert 3 <= len(sources) <= 6

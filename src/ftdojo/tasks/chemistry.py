@@ -36,7 +36,7 @@ import itertools
 import json
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -905,6 +905,24 @@ def _display_json(reference: str, describe: Callable[[dict[str, Any]], str]) -> 
     return f"{example} ({text})" if isinstance(example, str) else text
 
 
+def _fresh_smiles(rng: random.Random, n: int, exclude: set[str]) -> Iterator[str]:
+    """Up to ``n`` distinct molecules drawn from ``rng``, none in ``exclude``.
+
+    Lazy on purpose: callers draw from the same ``rng`` between molecules, and the
+    stream must interleave exactly as it would in one loop.
+    """
+    taken = set(exclude)
+    found = 0
+    for _ in range(n * 50):
+        if found == n:
+            return
+        smiles = _draw_molecule(rng).smiles
+        if smiles not in taken:
+            taken.add(smiles)
+            found += 1
+            yield smiles
+
+
 class MoleculeEditing(_ChemistryTask):
     """Add, remove or replace one functional group of a molecule; answer the edited SMILES."""
 
@@ -1012,18 +1030,10 @@ class MoleculeEditing(_ChemistryTask):
         return {**case.fields, "smiles": _noncanonical(case.fields["smiles"], rng)}
 
     def _offtask_records(self, rng: random.Random, n: int, exclude: set[str]) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        taken = set(exclude)
-        for _ in range(n * 50):
-            if len(records) == n:
-                break
-            smiles = _draw_molecule(rng).smiles
-            if smiles not in taken:
-                taken.add(smiles)
-                records.append(
-                    {"smiles": smiles, "edit": "write its molecular formula", "answer": _formula(smiles)}
-                )
-        return records
+        return [
+            {"smiles": smiles, "edit": "write its molecular formula", "answer": _formula(smiles)}
+            for smiles in _fresh_smiles(rng, n, exclude)
+        ]
 
     def display_reference(self, reference: str) -> str:
         """The example answer and the edit asked for: ``CCO (add a hydroxyl group to CC)``."""
@@ -1236,18 +1246,14 @@ class MoleculeOptimization(_ChemistryTask):
 
     def _offtask_records(self, rng: random.Random, n: int, exclude: set[str]) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
-        taken = set(exclude)
-        for _ in range(n * 50):
-            if len(records) == n:
-                break
-            smiles = _draw_molecule(rng).smiles
-            if smiles in taken:
-                continue
-            taken.add(smiles)
+        for smiles in _fresh_smiles(rng, n, exclude):
             prop = rng.choice(chem.PROPERTIES)
-            value = _property(smiles, prop)
             records.append(
-                {"smiles": smiles, "goal": f"report {_PROPERTY_LABELS[prop]}", "answer": f"{value:.2f}"}
+                {
+                    "smiles": smiles,
+                    "goal": f"report {_PROPERTY_LABELS[prop]}",
+                    "answer": f"{_property(smiles, prop):.2f}",
+                }
             )
         return records
 
