@@ -83,7 +83,7 @@ def _plans(dojo: Dojo, task: str, model: str, best: dict[str, Any]) -> tuple[Pla
 async def _one(dojo: Dojo, task: str, model: str, plan: Plan, tokens: int) -> dict[str, Any]:
     agent = ScriptedAgent([plan])
     started = time.monotonic()
-    result = await dojo.run(task, agent, model=model, budget=Budget(max_trials=1, max_train_tokens=tokens))
+    result = await dojo.run(task, agent, model=model, budget=Budget(max_trials=1, max_seconds=None, max_train_tokens=tokens))
     trial = result.trials[0] if result.trials else None
     feedback = trial.feedback if trial else None
     return {

@@ -22,6 +22,7 @@ from ftdojo.errors import ConfigError, DataError
 from ftdojo.metrics import load_metric
 from ftdojo.rawformat import dump_records, parse_records
 from ftdojo.scoring import chemistry as chem
+from ftdojo.scoring import mean_score
 from ftdojo.tasks.chemistry import (
     ANSWER_CLOSE,
     MoleculeEditing,
@@ -612,8 +613,8 @@ def test_optimization_rejects_a_broken_reference() -> None:
 
 
 def test_mean_score_of_nothing_is_zero() -> None:
-    assert chem.mean_score([]) == 0.0
-    assert chem.mean_score([1.0, 0.0, 1.0, 0.0]) == 0.5
+    assert mean_score([]) == 0.0
+    assert mean_score([1.0, 0.0, 1.0, 0.0]) == 0.5
 
 
 def test_parse_smiles_hands_out_copies() -> None:
@@ -691,7 +692,7 @@ def test_scores_are_fractions_perfect_is_one_and_order_does_not_matter(
     predictions, references = predictions_for(metric, chosen, garbage)
     items = [score(p, r) for p, r in zip(predictions, references, strict=True)]
     assert all(s in (0.0, 1.0) for s in items)
-    total = chem.mean_score(items)
+    total = mean_score(items)
     assert 0.0 <= total <= 1.0
     if all(kind == "right" for _, kind, _ in chosen):
         assert total == (1.0 if chosen else 0.0)
@@ -699,7 +700,7 @@ def test_scores_are_fractions_perfect_is_one_and_order_does_not_matter(
         assert total == 0.0
     order = list(range(len(items)))
     rng.shuffle(order)
-    assert chem.mean_score([score(predictions[k], references[k]) for k in order]) == pytest.approx(total)
+    assert mean_score([score(predictions[k], references[k]) for k in order]) == pytest.approx(total)
 
 
 # -- metrics: through evaluate, as the evaluator loads them -----------------------------------------

@@ -110,7 +110,6 @@ __all__ = [
     "chart_item_scores",
     "chart_verdicts",
     "check_chart",
-    "mean_score",
     "shared_executor",
 ]
 
@@ -265,11 +264,6 @@ def check_chart(run: RunResult, reference: ChartReference) -> Verdict:
         if _same(element.values, values) and _same(element.x_values, x_values):
             return Verdict(passed=True)
     return Verdict(passed=False, reason=f"the {reference.kind} chart does not show column {reference.y!r}")
-
-
-def mean_score(item_scores: Sequence[float]) -> float:
-    """The mean of ``item_scores``; 0.0 for none (nothing evaluated never looks good)."""
-    return sum(item_scores) / len(item_scores) if item_scores else 0.0
 
 
 # -- framing between the parent and the server ----------------------------------------------

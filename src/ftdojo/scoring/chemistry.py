@@ -73,7 +73,6 @@ __all__ = [
     "group_counts",
     "heavy_atom_count",
     "load_reference",
-    "mean_score",
     "murcko_scaffold",
     "optimization_reference",
     "optimization_success",
@@ -460,8 +459,3 @@ def smiles_property(text: object, prop: str) -> float | None:
     admissible = _admissible(text)
     facts = None if admissible is None else _optimization_facts(admissible, prop)
     return None if facts is None else facts[1]
-
-
-def mean_score(item_scores: Sequence[float]) -> float:
-    """The aggregate every chemistry metric reports: the mean item score, 0.0 for no items."""
-    return sum(item_scores) / len(item_scores) if item_scores else 0.0

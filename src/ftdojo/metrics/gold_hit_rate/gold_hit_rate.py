@@ -13,17 +13,16 @@ installed package by absolute name. The rule lives in :mod:`ftdojo.scoring.label
 
 from __future__ import annotations
 
-from typing import Any
-
-import datasets
 import evaluate
 
+from ftdojo.scoring import metric_module
 from ftdojo.scoring.labels import gold_hit_rate
 
 _DESCRIPTION = (
     "Fraction of items whose predicted paragraph number(s) all lie in the reference's gold set "
     "(one or more gold paragraphs per item). A None prediction is a miss; empty input scores 0.0."
 )
+
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -39,58 +38,17 @@ Examples:
     {'gold_hit_rate': 0.3333333333333333, 'item_scores': [1.0, 0.0, 0.0]}
 """
 
-_CITATION = ""
 
-# evaluate type-checks only the first element of each column, so None is swapped for a
-# sentinel on the way in and back on the way out (as in the accuracy metric). The NUL
-# bytes keep it from ever being a real answer.
-_NO_ANSWER = "\x00ftdojo:no-answer\x00"
-
-
-def _encode(values: Any) -> Any:
-    if values is None:  # argument not given: leave evaluate's own error handling alone
-        return None
-    return [_NO_ANSWER if v is None else v for v in values]
-
-
-def _decode(value: str | None) -> str | None:
-    return None if value is None or value == _NO_ANSWER else value
-
-
+# metric_module is imported as a module, not its class by name: evaluate takes the first
+# Metric subclass in this namespace as the metric, and that must be the one below.
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class GoldHitRate(evaluate.Metric):  # type: ignore[misc]  # evaluate ships no type information
+class GoldHitRate(metric_module.AnswerMetric):
     """Hit iff every predicted paragraph is a gold paragraph; ``None`` predictions miss."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-        )
+    metric_name = "gold_hit_rate"
+    metric_description = _DESCRIPTION
+    metric_inputs = _KWARGS_DESCRIPTION
 
-    def add_batch(self, *, predictions: Any = None, references: Any = None, **kwargs: Any) -> None:
-        """Add a batch of predictions (``None`` = format not met) and references.
-
-        evaluate appends its inputs description here, so this docstring must exist.
-        """
-        super().add_batch(predictions=_encode(predictions), references=_encode(references), **kwargs)
-
-    def add(self, *, prediction: Any = None, reference: Any = None, **kwargs: Any) -> None:
-        """Add one prediction (``None`` = format not met) and its reference.
-
-        evaluate appends its inputs description here, so this docstring must exist.
-        """
-        super().add(
-            prediction=_NO_ANSWER if prediction is None else prediction,
-            reference=_NO_ANSWER if reference is None else reference,
-            **kwargs,
-        )
-
-    def _compute(self, predictions: list[str | None], references: list[str | None]) -> dict[str, Any]:
-        score, item_scores = gold_hit_rate(
-            [_decode(p) for p in predictions], [_decode(r) or "" for r in references]
-        )
-        return {"gold_hit_rate": score, "item_scores": item_scores}
+    def score(self, predictions: list[str | None], references: list[str | None]) -> tuple[float, list[float]]:
+        # A missing reference can only come from a broken task; it names no paragraph.
+        return gold_hit_rate(predictions, [r or "" for r in references])

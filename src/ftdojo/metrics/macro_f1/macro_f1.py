@@ -16,11 +16,9 @@ package by absolute name. The rule lives in :mod:`ftdojo.scoring.labels`:
 
 from __future__ import annotations
 
-from typing import Any
-
-import datasets
 import evaluate
 
+from ftdojo.scoring import metric_module
 from ftdojo.scoring.labels import macro_f1
 
 _DESCRIPTION = (
@@ -29,6 +27,7 @@ _DESCRIPTION = (
     "A None prediction is the empty set; an item scores 1.0 iff its label set is exactly right; "
     "empty input scores 0.0."
 )
+
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -44,59 +43,17 @@ Examples:
     {'macro_f1': 0.7777777777777777, 'item_scores': [1.0, 0.0, 0.0]}
 """
 
-_CITATION = ""
 
-# evaluate type-checks only the first element of each column, so None is swapped for a
-# sentinel on the way in and back on the way out (as in the accuracy metric). The NUL
-# bytes keep it from ever being a real answer.
-_NO_ANSWER = "\x00ftdojo:no-answer\x00"
-
-
-def _encode(values: Any) -> Any:
-    if values is None:  # argument not given: leave evaluate's own error handling alone
-        return None
-    return [_NO_ANSWER if v is None else v for v in values]
-
-
-def _decode(value: str | None) -> str | None:
-    return None if value is None or value == _NO_ANSWER else value
-
-
+# metric_module is imported as a module, not its class by name: evaluate takes the first
+# Metric subclass in this namespace as the metric, and that must be the one below.
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class MacroF1(evaluate.Metric):  # type: ignore[misc]  # evaluate ships no type information
+class MacroF1(metric_module.AnswerMetric):
     """Macro-F1 over label sets; ``None`` predictions are the empty set."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-        )
+    metric_name = "macro_f1"
+    metric_description = _DESCRIPTION
+    metric_inputs = _KWARGS_DESCRIPTION
 
-    def add_batch(self, *, predictions: Any = None, references: Any = None, **kwargs: Any) -> None:
-        """Add a batch of predictions (``None`` = format not met) and references.
-
-        evaluate appends its inputs description here, so this docstring must exist.
-        """
-        super().add_batch(predictions=_encode(predictions), references=_encode(references), **kwargs)
-
-    def add(self, *, prediction: Any = None, reference: Any = None, **kwargs: Any) -> None:
-        """Add one prediction (``None`` = format not met) and its reference.
-
-        evaluate appends its inputs description here, so this docstring must exist.
-        """
-        super().add(
-            prediction=_NO_ANSWER if prediction is None else prediction,
-            reference=_NO_ANSWER if reference is None else reference,
-            **kwargs,
-        )
-
-    def _compute(self, predictions: list[str | None], references: list[str | None]) -> dict[str, Any]:
+    def score(self, predictions: list[str | None], references: list[str | None]) -> tuple[float, list[float]]:
         # A missing reference can only come from a broken task; it is the empty set.
-        score, item_scores = macro_f1(
-            [_decode(p) for p in predictions], [_decode(r) or "" for r in references]
-        )
-        return {"macro_f1": score, "item_scores": item_scores}
+        return macro_f1(predictions, [r or "" for r in references])

@@ -7,12 +7,10 @@ rule is :func:`ftdojo.scoring.chemistry.edit_correct`, tested directly there.
 
 from __future__ import annotations
 
-from typing import Any
-
-import datasets
 import evaluate
 
-from ftdojo.scoring.chemistry import edit_correct, mean_score
+from ftdojo.scoring import mean_score, metric_module
+from ftdojo.scoring.chemistry import edit_correct
 
 _DESCRIPTION = (
     "Fraction of items whose predicted SMILES applies the requested edit (add, remove or replace one "
@@ -21,6 +19,7 @@ _DESCRIPTION = (
     "the group's atoms. Rules: ftdojo.scoring.chemistry. A None or invalid prediction is wrong; empty"
     " input scores 0.0."
 )
+
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -37,55 +36,17 @@ Examples:
     {'mol_edit_correct': 0.5, 'item_scores': [1.0, 0.0]}
 """
 
-_CITATION = ""
 
-# evaluate type-checks only the first element of each column (a None there raises), so
-# None is swapped for this sentinel on the way in and back on the way out. The NUL bytes
-# keep it from ever being a SMILES.
-_NO_ANSWER = "\x00ftdojo:no-answer\x00"
-
-
-def _encode(values: Any) -> Any:
-    if values is None:  # argument not given: leave evaluate's own error handling alone
-        return None
-    return [_NO_ANSWER if v is None else v for v in values]
-
-
+# metric_module is imported as a module, not its class by name: evaluate takes the first
+# Metric subclass in this namespace as the metric, and that must be the one below.
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class MolEditCorrect(evaluate.Metric):  # type: ignore[misc]  # evaluate ships no type information
+class MolEditCorrect(metric_module.AnswerMetric):
     """Correctness of a requested molecule edit, checked with RDKit; ``None`` predictions score 0."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-        )
+    metric_name = "mol_edit_correct"
+    metric_description = _DESCRIPTION
+    metric_inputs = _KWARGS_DESCRIPTION
 
-    def add_batch(self, *, predictions: Any = None, references: Any = None, **kwargs: Any) -> None:
-        """Add a batch of predictions (``None`` = format not met) and references.
-
-        evaluate appends its inputs description here, so this docstring must exist.
-        """
-        super().add_batch(predictions=_encode(predictions), references=_encode(references), **kwargs)
-
-    def add(self, *, prediction: Any = None, reference: Any = None, **kwargs: Any) -> None:
-        """Add one prediction (``None`` = format not met) and its reference.
-
-        evaluate appends its inputs description here, so this docstring must exist.
-        """
-        super().add(
-            prediction=_NO_ANSWER if prediction is None else prediction, reference=reference, **kwargs
-        )
-
-    def _compute(self, predictions: list[str | None], references: list[str]) -> dict[str, Any]:
-        if len(predictions) != len(references):  # evaluate checks this too; kept for direct calls
-            raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-        item_scores = [
-            edit_correct(None if p is None or p == _NO_ANSWER else p, r)
-            for p, r in zip(predictions, references, strict=True)
-        ]
-        return {"mol_edit_correct": mean_score(item_scores), "item_scores": item_scores}
+    def score(self, predictions: list[str | None], references: list[str | None]) -> tuple[float, list[float]]:
+        items = [edit_correct(p, r or "") for p, r in zip(predictions, references, strict=True)]
+        return mean_score(items), items

@@ -7,12 +7,10 @@ rule is :func:`ftdojo.scoring.chemistry.optimization_success`, tested directly t
 
 from __future__ import annotations
 
-from typing import Any
-
-import datasets
 import evaluate
 
-from ftdojo.scoring.chemistry import mean_score, optimization_success
+from ftdojo.scoring import mean_score, metric_module
+from ftdojo.scoring.chemistry import optimization_success
 
 _DESCRIPTION = (
     "Fraction of items whose predicted SMILES is one valid molecule whose property (Crippen logP, QED"
@@ -20,6 +18,7 @@ _DESCRIPTION = (
     "Bemis-Murcko scaffold equals the source's. Rules: ftdojo.scoring.chemistry. A None or invalid "
     "prediction fails; empty input scores 0.0."
 )
+
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -36,55 +35,17 @@ Examples:
     {'mol_opt_success': 0.5, 'item_scores': [1.0, 0.0]}
 """
 
-_CITATION = ""
 
-# evaluate type-checks only the first element of each column (a None there raises), so
-# None is swapped for this sentinel on the way in and back on the way out. The NUL bytes
-# keep it from ever being a SMILES.
-_NO_ANSWER = "\x00ftdojo:no-answer\x00"
-
-
-def _encode(values: Any) -> Any:
-    if values is None:  # argument not given: leave evaluate's own error handling alone
-        return None
-    return [_NO_ANSWER if v is None else v for v in values]
-
-
+# metric_module is imported as a module, not its class by name: evaluate takes the first
+# Metric subclass in this namespace as the metric, and that must be the one below.
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class MolOptSuccess(evaluate.Metric):  # type: ignore[misc]  # evaluate ships no type information
+class MolOptSuccess(metric_module.AnswerMetric):
     """Success of a molecule property optimization, checked with RDKit; ``None`` predictions score 0."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-        )
+    metric_name = "mol_opt_success"
+    metric_description = _DESCRIPTION
+    metric_inputs = _KWARGS_DESCRIPTION
 
-    def add_batch(self, *, predictions: Any = None, references: Any = None, **kwargs: Any) -> None:
-        """Add a batch of predictions (``None`` = format not met) and references.
-
-        evaluate appends its inputs description here, so this docstring must exist.
-        """
-        super().add_batch(predictions=_encode(predictions), references=_encode(references), **kwargs)
-
-    def add(self, *, prediction: Any = None, reference: Any = None, **kwargs: Any) -> None:
-        """Add one prediction (``None`` = format not met) and its reference.
-
-        evaluate appends its inputs description here, so this docstring must exist.
-        """
-        super().add(
-            prediction=_NO_ANSWER if prediction is None else prediction, reference=reference, **kwargs
-        )
-
-    def _compute(self, predictions: list[str | None], references: list[str]) -> dict[str, Any]:
-        if len(predictions) != len(references):  # evaluate checks this too; kept for direct calls
-            raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-        item_scores = [
-            optimization_success(None if p is None or p == _NO_ANSWER else p, r)
-            for p, r in zip(predictions, references, strict=True)
-        ]
-        return {"mol_opt_success": mean_score(item_scores), "item_scores": item_scores}
+    def score(self, predictions: list[str | None], references: list[str | None]) -> tuple[float, list[float]]:
+        items = [optimization_success(p, r or "") for p, r in zip(predictions, references, strict=True)]
+        return mean_score(items), items

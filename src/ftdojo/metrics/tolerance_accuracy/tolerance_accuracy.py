@@ -14,11 +14,9 @@ the installed package by absolute name. The rule lives in :mod:`ftdojo.scoring.n
 
 from __future__ import annotations
 
-from typing import Any
-
-import datasets
 import evaluate
 
+from ftdojo.scoring import mean_score, metric_module
 from ftdojo.scoring.numeric import tolerance_scores
 
 _DESCRIPTION = (
@@ -26,6 +24,7 @@ _DESCRIPTION = (
     "magnitude; a reference of 0 needs exactly 0), other answers by case-insensitive normalised "
     "match. A None prediction counts as wrong; empty input scores 0.0."
 )
+
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -40,62 +39,20 @@ Examples:
     {'tolerance_accuracy': 0.6666666666666666, 'item_scores': [1.0, 1.0, 0.0]}
 """
 
-_CITATION = ""
 
-# evaluate type-checks only the first element of each column, so None is swapped for a
-# sentinel on the way in and back on the way out (as in the accuracy metric). The NUL
-# bytes keep it from ever being a real answer.
-_NO_ANSWER = "\x00ftdojo:no-answer\x00"
-
-
-def _encode(values: Any) -> Any:
-    if values is None:  # argument not given: leave evaluate's own error handling alone
-        return None
-    return [_NO_ANSWER if v is None else v for v in values]
-
-
-def _decode(value: str | None) -> str | None:
-    return None if value is None or value == _NO_ANSWER else value
-
-
+# metric_module is imported as a module, not its class by name: evaluate takes the first
+# Metric subclass in this namespace as the metric, and that must be the one below.
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class ToleranceAccuracy(evaluate.Metric):  # type: ignore[misc]  # evaluate ships no type information
+class ToleranceAccuracy(metric_module.AnswerMetric):
     """Accuracy with ±10% relative tolerance on numeric references; ``None`` predictions are wrong."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-        )
+    metric_name = "tolerance_accuracy"
+    metric_description = _DESCRIPTION
+    metric_inputs = _KWARGS_DESCRIPTION
 
-    def add_batch(self, *, predictions: Any = None, references: Any = None, **kwargs: Any) -> None:
-        """Add a batch of predictions (``None`` = format not met) and references.
-
-        evaluate appends its inputs description here, so this docstring must exist.
-        """
-        super().add_batch(predictions=_encode(predictions), references=_encode(references), **kwargs)
-
-    def add(self, *, prediction: Any = None, reference: Any = None, **kwargs: Any) -> None:
-        """Add one prediction (``None`` = format not met) and its reference.
-
-        evaluate appends its inputs description here, so this docstring must exist.
-        """
-        super().add(
-            prediction=_NO_ANSWER if prediction is None else prediction,
-            reference=_NO_ANSWER if reference is None else reference,
-            **kwargs,
-        )
-
-    def _compute(self, predictions: list[str | None], references: list[str | None]) -> dict[str, Any]:
-        if len(predictions) != len(references):  # evaluate checks this too; kept for direct calls
-            raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-        item_scores = [
-            0.0 if (ref := _decode(r)) is None else tolerance_scores([_decode(p)], [ref])[0]
+    def score(self, predictions: list[str | None], references: list[str | None]) -> tuple[float, list[float]]:
+        items = [
+            0.0 if r is None else tolerance_scores([p], [r])[0]
             for p, r in zip(predictions, references, strict=True)
         ]
-        score = sum(item_scores) / len(item_scores) if item_scores else 0.0
-        return {"tolerance_accuracy": score, "item_scores": item_scores}
+        return mean_score(items), items
