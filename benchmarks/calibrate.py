@@ -28,16 +28,16 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import attrs
 
-from ftdojo import Budget, DataRecipe, Dojo, Plan, SourceSelection
-from ftdojo.agent.planner import assess_sources, default_train_config
-from ftdojo.tasks.registry import SUITE, get_task
-from ftdojo.testing import ScriptedAgent
+from ftdojo import Agent, Budget, DataRecipe, Dojo, Plan, Session, SourceSelection
+from ftdojo.agent import NaiveAgent, naive_plan
+from ftdojo.tasks.registry import SUITE
 
 HERE = Path(__file__).resolve().parent
 #: Safety cap on trained tokens per trial, per model (about 7 and 25 minutes of CPU training).
@@ -56,34 +56,35 @@ def load_best() -> dict[str, dict[str, Any]]:
     return best
 
 
-def _plans(dojo: Dojo, task: str, model: str, best: dict[str, Any]) -> tuple[Plan, Plan]:
-    prepared = anyio.run(dojo._prepare, get_task(task), model)
-    assessments = assess_sources(prepared.catalog)
-    everything = [a.source_id for a in assessments]
-    # One training configuration for both plans (the model's default, as a first trial gets
-    # it), wide enough for the longest source, so the difference between them is the data.
-    train = default_train_config(prepared.info, max(a.length_p99 for a in assessments))
+def best_plan(session: Session, model: str, best: dict[str, Any]) -> Plan:
+    """The hand-tuned plan: its recipe, and the naive plan's training configuration plus its overrides."""
+    train = naive_plan(session).train
     overrides = best.get("train", {}).get(model, {})
     if overrides:
         train = attrs.evolve(train, **overrides)
-    naive = Plan(
-        data=DataRecipe(sources=tuple(SourceSelection(source=s) for s in everything)),
-        train=train,
-        hypothesis="naive: every raw source, default recipe and training configuration",
-    )
     data_knobs = {k: v for k, v in best.items() if k not in {"sources", "train"}}
-    tuned = Plan(
+    return Plan(
         data=DataRecipe(sources=tuple(SourceSelection(source=s) for s in best["sources"]), **data_knobs),
         train=train,
         hypothesis="best found by hand",
     )
-    return naive, tuned
 
 
-async def _one(dojo: Dojo, task: str, model: str, plan: Plan, tokens: int) -> dict[str, Any]:
-    agent = ScriptedAgent([plan])
+@attrs.define
+class _OnePlan:
+    """Submits the one plan ``make`` builds from the session (it needs the catalogue)."""
+
+    make: Callable[[Session], Plan]
+
+    async def run(self, session: Session) -> None:
+        await session.submit(self.make(session))
+
+
+async def _one(dojo: Dojo, task: str, model: str, agent: Agent, tokens: int) -> dict[str, Any]:
     started = time.monotonic()
-    result = await dojo.run(task, agent, model=model, budget=Budget(max_trials=1, max_seconds=None, max_train_tokens=tokens))
+    result = await dojo.run(
+        task, agent, model=model, budget=Budget(max_trials=1, max_seconds=None, max_train_tokens=tokens)
+    )
     trial = result.trials[0] if result.trials else None
     feedback = trial.feedback if trial else None
     return {
@@ -99,26 +100,39 @@ async def _one(dojo: Dojo, task: str, model: str, plan: Plan, tokens: int) -> di
     }
 
 
-def calibrate(task: str, model: str, tokens: int, runs_dir: Path, best: dict[str, Any]) -> dict[str, Any]:
+STAGES = ("base", "naive", "best")
+
+
+def calibrate(
+    task: str,
+    model: str,
+    tokens: int,
+    runs_dir: Path,
+    best: dict[str, Any],
+    stages: tuple[str, ...] = STAGES,
+) -> dict[str, Any]:
+    """Run ``stages`` of the calibration for one task; the result holds only those stages."""
     dojo = Dojo(runs_dir=runs_dir, model=model, threads=2)
-    naive_plan, best_plan = _plans(dojo, task, model, best)
 
     async def main() -> dict[str, Any]:
-        started = time.monotonic()
-        base = await dojo.baseline(task, model=model)
-        base_seconds = round(time.monotonic() - started, 1)
-        naive = await _one(dojo, task, model, naive_plan, tokens)
-        tuned = await _one(dojo, task, model, best_plan, tokens)
-        return {
-            "task": task,
-            "model": model,
-            "tokens_per_trial": tokens,
-            "base": {"validation": base.validation_score, "test": base.test_score, "seconds": base_seconds},
-            "naive": naive,
-            "best": tuned,
-            "best_recipe": {k: v for k, v in best.items() if k != "train"},
-            "best_train": best.get("train", {}).get(model, {}),
-        }
+        result: dict[str, Any] = {"task": task, "model": model, "tokens_per_trial": tokens}
+        if "base" in stages:
+            started = time.monotonic()
+            base = await dojo.baseline(task, model=model)
+            seconds = round(time.monotonic() - started, 1)
+            result["base"] = {
+                "validation": base.validation_score,
+                "test": base.test_score,
+                "seconds": seconds,
+            }
+        if "naive" in stages:
+            result["naive"] = await _one(dojo, task, model, NaiveAgent(), tokens)
+        if "best" in stages:
+            tuned = _OnePlan(lambda session: best_plan(session, model, best))
+            result["best"] = await _one(dojo, task, model, tuned, tokens)
+            result["best_recipe"] = {k: v for k, v in best.items() if k != "train"}
+            result["best_train"] = best.get("train", {}).get(model, {})
+        return result
 
     return anyio.run(main)
 
@@ -132,9 +146,10 @@ def markdown_table(results: dict[str, Any]) -> str:
         "| task | base val | base test | naive val | naive test | best val | best test | headroom |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    missing = {"validation": None, "test": None}
     for task in [t for t in SUITE if t in results] + [t for t in results if t not in SUITE]:
         r = results[task]
-        b, n, h = r["base"], r["naive"], r["best"]
+        b, n, h = (r.get(stage, missing) for stage in STAGES)
         ok = (
             None not in (b["validation"], n["validation"], h["validation"])
             and b["validation"] <= n["validation"] < h["validation"]
@@ -152,8 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--tokens", type=int, default=None, help="trained-token cap per trial")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help="comma-separated subset of base,naive,best (default: all); the others keep their stored results",
+    )
     args = parser.parse_args(argv)
     tasks = args.tasks or list(SUITE)
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    if not stages or set(stages) - set(STAGES):
+        parser.error(f"--stages takes a comma-separated subset of {','.join(STAGES)}")
     tokens = args.tokens or DEFAULT_TOKENS.get(args.model, 40_000)
     out = args.out or HERE / "results" / f"calibration-{args.model}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -166,8 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ftdojo-calibration-") as runs_dir:
         for task in tasks:
             print(f"== {task} ({args.model}, {tokens} tokens per trial)", flush=True)
-            results[task] = calibrate(task, args.model, tokens, Path(runs_dir), best[task])
-            print(json.dumps(results[task], indent=1), flush=True)
+            fresh = calibrate(task, args.model, tokens, Path(runs_dir), best[task], stages)
+            # Stages not run keep their stored results, but only if measured with the same cap.
+            kept = results.get(task, {})
+            if kept.get("tokens_per_trial") != tokens:
+                kept = {}
+            results[task] = {**kept, **fresh}
+            print(json.dumps(fresh, indent=1), flush=True)
             out.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown_table(results))
     return 0

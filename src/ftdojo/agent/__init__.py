@@ -1,6 +1,7 @@
 """FT-Agent and its strategies."""
 
 from ftdojo.agent.analyzer import RuleAnalyzer
+from ftdojo.agent.baselines import NaiveAgent, naive_plan
 from ftdojo.agent.ftagent import FTAgent
 from ftdojo.agent.memory import TrialTree
 from ftdojo.agent.planner import RulePlanner
@@ -25,6 +26,7 @@ __all__ = [
     "Finding",
     "FindingKind",
     "Memory",
+    "NaiveAgent",
     "Planner",
     "PlanningContext",
     "RuleAnalyzer",
@@ -32,4 +34,5 @@ __all__ = [
     "TrialTree",
     "Validator",
     "Verdict",
+    "naive_plan",
 ]

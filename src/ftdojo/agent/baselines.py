@@ -1,0 +1,57 @@
+"""Baseline agents, the yardsticks FT-Agent is measured against.
+
+- :class:`NaiveAgent` — naive fine-tuning as the FT-Dojo paper defines it: one trial on
+  *all* raw data with the default data recipe and the model's default training
+  configuration, no curation and no iteration.
+
+The base model without training is not an agent: :meth:`ftdojo.Dojo.baseline` scores it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ftdojo.agent.planner import assess_sources, default_train_config
+from ftdojo.errors import BudgetExhausted
+from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
+
+if TYPE_CHECKING:
+    from ftdojo.dojo import Session
+
+__all__ = ["NaiveAgent", "naive_plan"]
+
+
+def naive_plan(session: Session, *, train: TrainConfig | None = None) -> Plan:
+    """Every raw source, the default :class:`DataRecipe`, and ``train`` or the model's default.
+
+    The default training configuration is :func:`default_train_config` for the session's
+    model, with ``max_length`` wide enough for the longest source (its 99th percentile),
+    as a first trial would get it.
+    """
+    assessments = assess_sources(session.catalog)
+    if train is None:
+        train = default_train_config(session.model, max((a.length_p99 for a in assessments), default=0.0))
+    return Plan(
+        data=DataRecipe(sources=tuple(SourceSelection(source=a.source_id) for a in assessments)),
+        train=train,
+        hypothesis="naive fine-tuning: every raw source, default recipe and training configuration",
+    )
+
+
+@attrs.define
+class NaiveAgent:
+    """Submits :func:`naive_plan` once and stops.
+
+    ``train`` replaces the model's default training configuration (for a naive baseline
+    trained exactly like some other plan, so that only the data differs).
+    """
+
+    train: TrainConfig | None = None
+
+    async def run(self, session: Session) -> None:
+        try:
+            await session.submit(naive_plan(session, train=self.train))
+        except BudgetExhausted:  # a budget too small for one trial leaves the run empty
+            return
