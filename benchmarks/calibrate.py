@@ -7,8 +7,9 @@ For every task and model this runs three things through a real :class:`ftdojo.Do
 - **naive**: one trial on *all* raw sources with the default data recipe and the
   default training configuration for the model (what a user gets without curating);
 - **best**: one trial with the hand-tuned plan from ``benchmarks/calibration/*.py``
-  (``BEST[task]``): its data recipe, and the default training configuration changed
-  by ``BEST[task]["train"][model]`` where the hand search found better settings.
+  (``BEST[task]``): its data recipe, changed by ``BEST[task]["recipe"][model]`` where
+  the best data differs per model, and the default training configuration changed by
+  ``BEST[task]["train"][model]`` where the hand search found better settings.
 
 Both trials run under the same cap on trained tokens (``--tokens``, default
 ``DEFAULT_TOKENS[model]``), as trials under an agent's token budget would: a plan that
@@ -58,15 +59,22 @@ def load_best() -> dict[str, dict[str, Any]]:
     return best
 
 
+def recipe_for(best: dict[str, Any], model: str) -> dict[str, Any]:
+    """``best``'s data recipe for ``model``: the shared one, updated by ``best["recipe"][model]``."""
+    shared = {k: v for k, v in best.items() if k not in {"train", "recipe"}}
+    return {**shared, **best.get("recipe", {}).get(model, {})}
+
+
 def best_plan(session: Session, model: str, best: dict[str, Any]) -> Plan:
     """The hand-tuned plan: its recipe, and the naive plan's training configuration plus its overrides."""
     train = naive_plan(session).train
     overrides = best.get("train", {}).get(model, {})
     if overrides:
         train = attrs.evolve(train, **overrides)
-    data_knobs = {k: v for k, v in best.items() if k not in {"sources", "train"}}
+    recipe = recipe_for(best, model)
+    data_knobs = {k: v for k, v in recipe.items() if k != "sources"}
     return Plan(
-        data=DataRecipe(sources=tuple(SourceSelection(source=s) for s in best["sources"]), **data_knobs),
+        data=DataRecipe(sources=tuple(SourceSelection(source=s) for s in recipe["sources"]), **data_knobs),
         train=train,
         hypothesis="best found by hand",
     )
@@ -132,7 +140,7 @@ def calibrate(
         if "best" in stages:
             tuned = _OnePlan(lambda session: best_plan(session, model, best))
             result["best"] = await _one(dojo, task, model, tuned, tokens)
-            result["best_recipe"] = {k: v for k, v in best.items() if k != "train"}
+            result["best_recipe"] = recipe_for(best, model)
             result["best_train"] = best.get("train", {}).get(model, {})
         return result
 
@@ -174,13 +182,22 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(STAGES),
         help="comma-separated subset of base,naive,best (default: all); the others keep their stored results",
     )
+    parser.add_argument(
+        "--table", action="store_true", help="print the stored results as a table; run nothing"
+    )
     args = parser.parse_args(argv)
+    out = args.out or HERE / "results" / f"calibration-{args.model}.json"
+    if args.table:
+        if not out.exists():
+            print(f"no stored results at {out}", file=sys.stderr)
+            return 2
+        print(markdown_table(json.loads(out.read_text())))
+        return 0
     tasks = args.tasks or list(SUITE)
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     if not stages or set(stages) - set(STAGES):
         parser.error(f"--stages takes a comma-separated subset of {','.join(STAGES)}")
     tokens = args.tokens or DEFAULT_TOKENS.get(args.model, 40_000)
-    out = args.out or HERE / "results" / f"calibration-{args.model}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     best = load_best()
     missing = [t for t in tasks if t not in best]

@@ -3,15 +3,26 @@
 from typing import Any
 
 BEST: dict[str, dict[str, Any]] = {
-    # Worked solutions only, from the clean source and the forum scrape once verify() has
-    # dropped its wrong answers (one in five): about 2,700 solutions of one shape.
-    # answers_only teaches answering without working (measured: a SmolLM2 trial adding it
-    # fell from 0.69 to 0.16), trivia_mix is off-domain, homework_sheets writes answers in
-    # formats the evaluator cannot read.
+    # The three sources with right answers: the clean worked solutions, answers_only, and
+    # the forum scrape once verify() has dropped its wrong answers (one in five). Left out:
+    # trivia_mix (off-domain) and homework_sheets (answers in formats the evaluator cannot
+    # read). Per model, one response shape:
+    # - SmolLM2 keeps the working and leaves answers_only out: it teaches answering without
+    #   working (measured: a trial adding it fell from 0.69 to 0.16);
+    # - the tiny model cannot use working at all and pays for it in tokens (measured at 1M
+    #   trained tokens: 2,700 worked solutions 0.09, naive 0.13), so every record is
+    #   trained answer-only and the token budget covers more problems.
     "math": {
         "sources": ["worked_solutions", "forum_scrape"],
         "verified_only": True,
         "include_rationale": True,
         "max_records": 3000,
+        "recipe": {
+            "tiny": {
+                "sources": ["worked_solutions", "answers_only", "forum_scrape"],
+                "include_rationale": False,
+                "max_records": 6000,
+            },
+        },
     },
 }
