@@ -17,7 +17,12 @@ BEST: dict[str, dict[str, Any]] = {
         "verified_only": True,
         "include_rationale": True,
         "max_records": 3000,
+        # SmolLM2 under a 40K-token cap: a plan that fits the cap (400 records, one epoch,
+        # cosine) finishes its schedule; the default 2-epoch plan is cut off at ~5% of it
+        # with its learning rate still high (measured: 0.10 on validation that way).
+        "train": {"smollm2-135m": {"epochs": 1.0, "lr_scheduler": "cosine"}},
         "recipe": {
+            "smollm2-135m": {"max_records": 400},
             "tiny": {
                 "sources": ["worked_solutions", "answers_only", "forum_scrape"],
                 "include_rationale": False,
