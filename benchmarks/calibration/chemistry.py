@@ -30,5 +30,12 @@ BEST: dict[str, dict[str, Any]] = {
         "sources": ["curated_optimizations", "scraped_optimizations", "notebook_optimizations"],
         **_CLEAN_VOLUME,
     },
-    "chem_reaction": {"sources": ["curated_reactions", "bulk_reactions", "eln_export"], **_CLEAN_VOLUME},
+    "chem_reaction": {
+        "sources": ["curated_reactions", "bulk_reactions", "eln_export"],
+        **_CLEAN_VOLUME,
+        # SmolLM2 under a 40K-token cap: a plan sized to the cap finishes its schedule
+        # (see math for the measured difference).
+        "train": {"smollm2-135m": {"epochs": 1.0, "lr_scheduler": "cosine"}},
+        "recipe": {"smollm2-135m": {"max_records": 400}},
+    },
 }
