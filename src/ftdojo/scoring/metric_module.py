@@ -23,6 +23,7 @@ scripts, which run in workers, import it.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import datasets
@@ -30,7 +31,7 @@ import evaluate
 
 from ftdojo.scoring import mean_score
 
-__all__ = ["NO_ANSWER", "AnswerMetric", "decode", "encode", "mean_score"]
+__all__ = ["NO_ANSWER", "AnswerMetric", "decode", "encode", "mean_score", "score_each"]
 
 NO_ANSWER = "\x00ftdojo:no-answer\x00"
 
@@ -40,6 +41,20 @@ def encode(values: Any) -> Any:
     if values is None:  # leave evaluate's own "missing argument" handling alone
         return None
     return [NO_ANSWER if v is None else v for v in values]
+
+
+def score_each(
+    item_score: Callable[[str | None, str], float],
+    predictions: list[str | None],
+    references: list[str | None],
+) -> tuple[float, list[float]]:
+    """The mean of ``item_score`` over the items, and the item scores.
+
+    A missing reference can only come from a broken task; it is passed on as ``""``,
+    which the item scorers reject or score 0.
+    """
+    items = [item_score(p, r or "") for p, r in zip(predictions, references, strict=True)]
+    return mean_score(items), items
 
 
 def decode(value: str | None) -> str | None:

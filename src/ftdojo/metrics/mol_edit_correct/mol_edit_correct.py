@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import evaluate
 
-from ftdojo.scoring import mean_score, metric_module
+from ftdojo.scoring import metric_module
 from ftdojo.scoring.chemistry import edit_correct
 
 _DESCRIPTION = (
@@ -48,5 +48,4 @@ class MolEditCorrect(metric_module.AnswerMetric):
     metric_inputs = _KWARGS_DESCRIPTION
 
     def score(self, predictions: list[str | None], references: list[str | None]) -> tuple[float, list[float]]:
-        items = [edit_correct(p, r or "") for p, r in zip(predictions, references, strict=True)]
-        return mean_score(items), items
+        return metric_module.score_each(edit_correct, predictions, references)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import evaluate
 
-from ftdojo.scoring import mean_score, metric_module
+from ftdojo.scoring import metric_module
 from ftdojo.scoring.chemistry import optimization_success
 
 _DESCRIPTION = (
@@ -47,5 +47,4 @@ class MolOptSuccess(metric_module.AnswerMetric):
     metric_inputs = _KWARGS_DESCRIPTION
 
     def score(self, predictions: list[str | None], references: list[str | None]) -> tuple[float, list[float]]:
-        items = [optimization_success(p, r or "") for p, r in zip(predictions, references, strict=True)]
-        return mean_score(items), items
+        return metric_module.score_each(optimization_success, predictions, references)

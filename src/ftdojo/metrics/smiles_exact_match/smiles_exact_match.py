@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import evaluate
 
-from ftdojo.scoring import mean_score, metric_module
+from ftdojo.scoring import metric_module
 from ftdojo.scoring.chemistry import smiles_match
 
 _DESCRIPTION = (
@@ -44,5 +44,4 @@ class SmilesExactMatch(metric_module.AnswerMetric):
     metric_inputs = _KWARGS_DESCRIPTION
 
     def score(self, predictions: list[str | None], references: list[str | None]) -> tuple[float, list[float]]:
-        items = [smiles_match(p, r or "") for p, r in zip(predictions, references, strict=True)]
-        return mean_score(items), items
+        return metric_module.score_each(smiles_match, predictions, references)
