@@ -10,13 +10,14 @@ is no security boundary against a hostile agent, only a clean interface.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
@@ -312,6 +313,42 @@ class _Run:
         return feedback
 
 
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    """Hold an exclusive lock file, waiting for it without blocking the event loop.
+
+    Each attempt runs in a worker thread with a finite timeout. filelock refuses an
+    unbounded acquire in a thread whose registry says another instance holds the
+    path, and anyio reuses worker threads, so two Dojos in one process would trip
+    that check; short attempts never do. The attempt is shielded so a cancellation
+    can never drop a lock that was just taken.
+    """
+    import anyio
+    import anyio.lowlevel
+    import anyio.to_thread
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path), thread_local=False)
+
+    def attempt() -> bool:
+        try:
+            lock.acquire(timeout=0.5)
+        except Timeout:
+            return False
+        return True
+
+    while True:
+        with anyio.CancelScope(shield=True):
+            taken = await anyio.to_thread.run_sync(attempt)
+        if taken:
+            break
+        await anyio.lowlevel.checkpoint()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class Dojo:
     """The environment: task registry, raw-data repository, sandboxed trainer, held-out evaluator.
 
@@ -405,14 +442,10 @@ class Dojo:
         if await anyio.to_thread.run_sync(checksum_ok, local):
             self._verified_models.add(name)
             return local
-        from filelock import FileLock
-
         local.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(local.parent / f".{local.name}.lock"))
-        # The lock is taken in a thread: a second process waits for the first build
+        # A second process (or a second Dojo in this one) waits for the first build
         # instead of building twice, without blocking the event loop.
-        await anyio.to_thread.run_sync(lock.acquire)
-        try:
+        async with _file_lock(local.parent / f".{local.name}.lock"):
             if await anyio.to_thread.run_sync(checksum_ok, local):
                 self._verified_models.add(name)
                 return local
@@ -424,8 +457,6 @@ class Dojo:
                 raise ModelError(f"model {name!r} was built at {local} but does not match its checksum")
             self._verified_models.add(name)
             return local
-        finally:
-            lock.release()
 
     async def _build_embedded(self, name: str, local: Path) -> None:
         import anyio.to_thread
