@@ -24,11 +24,14 @@ from ftdojo.rawformat import dump_records, parse_records
 from ftdojo.scoring import chemistry as chem
 from ftdojo.scoring import mean_score
 from ftdojo.tasks.chemistry import (
+    _REACTION_BY_CATEGORY,
     ANSWER_CLOSE,
     MoleculeEditing,
     MoleculeOptimization,
     MoleculeUnderstanding,
     ReactionPrediction,
+    _in_place_product,
+    _react,
     edit_text,
     parse_edit,
 )
@@ -766,3 +769,35 @@ def test_understanding_references_score_through_accuracy() -> None:
     result = accuracy.compute(predictions=predictions, references=[i.reference for i in validation])
     assert result["accuracy"] == 1.0
     assert {i.reference for i in validation} <= {"yes", "no", *map(str, range(60))}
+
+
+@pytest.mark.parametrize(
+    ("category", "first", "partner", "written"),
+    [
+        ("amide_coupling", "Cc1ccccc1C(=O)O", "CCNCC", "Cc1ccccc1C(=O)N(CC)CC"),
+        ("esterification", "CCc1ccccc1C(=O)O", "CC(C)O", "CCc1ccccc1C(=O)OC(C)C"),
+        ("reductive_amination", "Cc1ccccc1C=O", "C1CCNCC1", "Cc1ccccc1CN1CCCCC1"),
+        ("n_alkylation", "Cc1ccccc1N", "CCCCBr", "Cc1ccccc1NCCCC"),
+    ],
+)
+def test_a_product_is_written_as_an_edit_of_the_first_reactant(
+    category: str, first: str, partner: str, written: str
+) -> None:
+    # The canonical form reorders every atom; the in-place form copies the reactant.
+    reaction = _REACTION_BY_CATEGORY[category]
+    assert _in_place_product(reaction, first, partner) == written
+    assert chem.canonical_smiles(written) == _react(reaction, first, partner)
+
+
+def test_reaction_sources_write_in_place_products_that_score_against_canonical_references() -> None:
+    task = small(ReactionPrediction)
+    curated = next(s for s in task.raw_sources() if s.source_id == "curated_reactions")
+    in_place = 0
+    for record in curated.records:
+        assert task.verify(dict(record)) is True
+        first = str(record["reactants"]).split(".")[0]
+        in_place += str(record["answer"]).startswith(first[:4])
+    assert in_place >= len(curated.records) // 2
+    validation, _ = task.eval_splits()
+    for item in validation:
+        assert item.reference == chem.canonical_smiles(item.reference)

@@ -1369,6 +1369,56 @@ def _react(reaction: _ReactionClass, first: str, partner: str) -> str | None:
     return chem.canonical_smiles(products.pop())
 
 
+def _in_place_product(reaction: _ReactionClass, first: str, partner: str) -> str | None:
+    """The product written as an edit of ``first``: its SMILES with the reacting group changed.
+
+    RDKit's canonical SMILES of a product reorders every atom, so predicting it means
+    re-deriving the whole string; a chemist instead writes the first reactant as it was and
+    changes the group that reacted, with the partner attached there
+    (``Cc1ccccc1C(=O)O`` + ``CCNCC`` -> ``Cc1ccccc1C(=O)N(CC)CC``). The product's atoms
+    are renumbered in that order -- the first reactant's atoms as written, then the
+    partner's, rooted at the atom that bonds -- and written without canonicalisation. The
+    result is the same molecule (the metric compares canonical forms); ``None`` when
+    ``_react`` finds no single product.
+    """
+    from rdkit import Chem
+
+    mols = (chem.parse_smiles(first), chem.parse_smiles(partner))
+    if mols[0] is None or mols[1] is None:
+        return None
+    written = set()
+    for outcome in _compiled_reaction(reaction.smarts).RunReactants(mols):
+        product = outcome[0]
+        try:
+            Chem.SanitizeMol(product)
+        except Exception:  # an impossible valence from a template match: not a product
+            continue
+        bonding = [
+            end.GetIntProp("react_atom_idx")
+            for bond in product.GetBonds()
+            for start, end in (
+                (bond.GetBeginAtom(), bond.GetEndAtom()),
+                (bond.GetEndAtom(), bond.GetBeginAtom()),
+            )
+            if start.GetIntProp("react_idx") == 0 and end.GetIntProp("react_idx") == 1
+        ]
+        if len(bonding) != 1:
+            continue
+        Chem.MolToSmiles(mols[1], rootedAtAtom=bonding[0], canonical=False)
+        partner_order = list(mols[1].GetPropsAsDict(True, True)["_smilesAtomOutputOrder"])
+
+        def rank(atom: Any, partner_order: list[int] = partner_order) -> tuple[int, int]:
+            reactant, index = atom.GetIntProp("react_idx"), atom.GetIntProp("react_atom_idx")
+            return (reactant, index if reactant == 0 else partner_order.index(index))
+
+        order = sorted(product.GetAtoms(), key=rank)
+        renumbered = Chem.RenumberAtoms(product, [atom.GetIdx() for atom in order])
+        written.add(Chem.MolToSmiles(renumbered, canonical=False))
+    canonical = _react(reaction, first, partner)
+    matching = sorted(w for w in written if chem.canonical_smiles(w) == canonical)
+    return matching[0] if canonical is not None and matching else None
+
+
 def _predict_product(reaction: _ReactionClass, reactants: str) -> str | None:
     """The product of two ``.``-joined reactants in either order; ``None`` if none or ambiguous."""
     parts = reactants.split(".")
@@ -1386,11 +1436,14 @@ class ReactionPrediction(_ChemistryTask):
         "Predict the main product of a named reaction from two reactants given as SMILES: "
         "esterification (acid + alcohol), amide coupling (acid + amine), reductive amination "
         "(aldehyde + amine) or N-alkylation (amine + alkyl halide). Scored by exact match of "
-        "RDKit canonical SMILES; the response ends with <answer>SMILES</answer>."
+        "RDKit canonical SMILES, so any valid SMILES of the product counts; the response ends "
+        "with <answer>SMILES</answer>."
     )
     output_format = "<answer>SMILES</answer>"
     metric = "smiles_exact_match"
     categories = tuple(r.category for r in _REACTIONS)
+    # v2: raw answers write the product as an in-place edit of the first reactant.
+    GENERATOR_VERSION = 2
     PROMPT_FIELDS = ("reaction", "reactants")
     NEAR_FIELD = "reaction"
     SOURCE_IDS = ("curated_reactions", "bulk_reactions", "eln_export", "reaction_naming")
@@ -1416,11 +1469,14 @@ class ReactionPrediction(_ChemistryTask):
         if taken(fields, {first}):
             return None
         product = _react(reaction, first, partner)
-        if product is None:
+        written = _in_place_product(reaction, first, partner)
+        if product is None or written is None:
             return None
         return _Case(
             fields=fields,
-            answer=product,
+            # Sources write the product as an edit of the first reactant, which a model can
+            # learn by copying; the reference is canonical, and any SMILES of it scores.
+            answer=written,
             rationale=f"{reaction.rationale}; product {_formula(product)}",
             category=category,
             reference=product,
@@ -1431,7 +1487,7 @@ class ReactionPrediction(_ChemistryTask):
     def _wrong_answer(self, case: _Case, rng: random.Random) -> str:
         reaction, first, partner = case.detail
         candidates: list[str] = [first, f"{first}.{partner}"]  # no reaction; reactants mixed, no water lost
-        other = _react(reaction, first, rng.choice([p for p in reaction.partners if p != partner]))
+        other = _in_place_product(reaction, first, rng.choice([p for p in reaction.partners if p != partner]))
         if other is not None:  # the product with a different partner
             candidates.append(other)
         smiles = rng.choice(candidates)
