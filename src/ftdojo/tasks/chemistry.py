@@ -326,6 +326,8 @@ class _ChemistryTask(SyntheticTask):
     stop_strings = (ANSWER_CLOSE,)
     max_new_tokens = 128
     GENERATOR_VERSION = 1
+    #: What the curated source's note adds about how its answers are written.
+    CURATED_STYLE: ClassVar[str] = ""
     #: Fraction of the CSV export's records whose answer is wrong (exact count, rounded).
     NOISE_RATE: ClassVar[float] = 0.35
     #: Fraction of the notebook's records whose answer is in a non-required format.
@@ -508,7 +510,7 @@ class _ChemistryTask(SyntheticTask):
                 records=tuple(curated),
                 note=(
                     f"{len(curated)} curated {noun}, canonical SMILES, each with a one-line rationale "
-                    "before the answer. Spot checks with RDKit find no errors."
+                    f"before the answer.{self.CURATED_STYLE} Spot checks with RDKit find no errors."
                 ),
             ),
             RawSource(
@@ -1444,6 +1446,10 @@ class ReactionPrediction(_ChemistryTask):
     categories = tuple(r.category for r in _REACTIONS)
     # v2: raw answers write the product as an in-place edit of the first reactant.
     GENERATOR_VERSION = 2
+    CURATED_STYLE = (
+        " Products are written as the first reactant's SMILES with the reacting group changed "
+        "in place (not canonical)."
+    )
     PROMPT_FIELDS = ("reaction", "reactants")
     NEAR_FIELD = "reaction"
     SOURCE_IDS = ("curated_reactions", "bulk_reactions", "eln_export", "reaction_naming")
