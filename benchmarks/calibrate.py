@@ -40,7 +40,7 @@ import attrs
 
 from ftdojo import Agent, Budget, DataRecipe, Dojo, Plan, Session, SourceSelection
 from ftdojo.agent import NaiveAgent, naive_plan
-from ftdojo.tasks.registry import SUITE
+from ftdojo.tasks.registry import SUITE, get_task
 
 HERE = Path(__file__).resolve().parent
 #: Cap on trained tokens per trial, per model (about 2.5 and 4 minutes of CPU training).
@@ -125,7 +125,12 @@ def calibrate(
     dojo = Dojo(runs_dir=runs_dir, model=model, threads=2)
 
     async def main() -> dict[str, Any]:
-        result: dict[str, Any] = {"task": task, "model": model, "tokens_per_trial": tokens}
+        result: dict[str, Any] = {
+            "task": task,
+            "task_version": get_task(task).version(),
+            "model": model,
+            "tokens_per_trial": tokens,
+        }
         if "base" in stages:
             started = time.monotonic()
             base = await dojo.baseline(task, model=model)
@@ -209,9 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         for task in tasks:
             print(f"== {task} ({args.model}, {tokens} tokens per trial)", flush=True)
             fresh = calibrate(task, args.model, tokens, Path(runs_dir), best[task], stages)
-            # Stages not run keep their stored results, but only if measured with the same cap.
+            # Stages not run keep their stored results, but only if measured with the same
+            # cap on the same generated data.
             kept = results.get(task, {})
-            if kept.get("tokens_per_trial") != tokens:
+            if (kept.get("tokens_per_trial"), kept.get("task_version")) != (tokens, fresh["task_version"]):
                 kept = {}
             results[task] = {**kept, **fresh}
             print(json.dumps(fresh, indent=1), flush=True)
