@@ -165,13 +165,17 @@ def markdown_table(results: dict[str, Any]) -> str:
     for task in [t for t in SUITE if t in results] + [t for t in results if t not in SUITE]:
         r = results[task]
         b, n, h = (r.get(stage, missing) for stage in STAGES)
-        ok = (
-            None not in (b["validation"], n["validation"], h["validation"])
-            and b["validation"] <= n["validation"] < h["validation"]
-        )
+        if None in (n["validation"], h["validation"]):
+            headroom = "—"
+        elif not n["validation"] < h["validation"]:
+            headroom = "NO"
+        elif b["validation"] is None:
+            headroom = "yes (base not measured)"
+        else:
+            headroom = "yes" if b["validation"] <= n["validation"] else "NO"
         lines.append(
             f"| {task} | {_fmt(b['validation'])} | {_fmt(b['test'])} | {_fmt(n['validation'])} | "
-            f"{_fmt(n['test'])} | {_fmt(h['validation'])} | {_fmt(h['test'])} | {'yes' if ok else 'NO'} |"
+            f"{_fmt(n['test'])} | {_fmt(h['validation'])} | {_fmt(h['test'])} | {headroom} |"
         )
     return "\n".join(lines)
 
