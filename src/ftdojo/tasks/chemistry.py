@@ -1351,21 +1351,29 @@ def _compiled_reaction(smarts: str) -> ChemicalReaction:
     return rdChemReactions.ReactionFromSmarts(smarts)
 
 
-def _react(reaction: _ReactionClass, first: str, partner: str) -> str | None:
-    """The single product's canonical SMILES; ``None`` without one or with several candidates."""
+def _products(reaction: _ReactionClass, first: str, partner: str) -> tuple[Any, list[Any]]:
+    """The parsed partner and every sanitisable product of ``reaction``; none if a SMILES fails to parse."""
     from rdkit import Chem
 
     mols = (chem.parse_smiles(first), chem.parse_smiles(partner))
     if mols[0] is None or mols[1] is None:
-        return None
-    products = set()
+        return None, []
+    products = []
     for outcome in _compiled_reaction(reaction.smarts).RunReactants(mols):
         product = outcome[0]
         try:
             Chem.SanitizeMol(product)
         except Exception:  # an impossible valence from a template match: not a product
             continue
-        products.add(Chem.MolToSmiles(product))
+        products.append(product)
+    return mols[1], products
+
+
+def _react(reaction: _ReactionClass, first: str, partner: str) -> str | None:
+    """The single product's canonical SMILES; ``None`` without one or with several candidates."""
+    from rdkit import Chem
+
+    products = {Chem.MolToSmiles(product) for product in _products(reaction, first, partner)[1]}
     if len(products) != 1:
         return None
     return chem.canonical_smiles(products.pop())
@@ -1385,16 +1393,9 @@ def _in_place_product(reaction: _ReactionClass, first: str, partner: str) -> str
     """
     from rdkit import Chem
 
-    mols = (chem.parse_smiles(first), chem.parse_smiles(partner))
-    if mols[0] is None or mols[1] is None:
-        return None
+    partner_mol, products = _products(reaction, first, partner)
     written = set()
-    for outcome in _compiled_reaction(reaction.smarts).RunReactants(mols):
-        product = outcome[0]
-        try:
-            Chem.SanitizeMol(product)
-        except Exception:  # an impossible valence from a template match: not a product
-            continue
+    for product in products:
         bonding = [
             end.GetIntProp("react_atom_idx")
             for bond in product.GetBonds()
@@ -1406,8 +1407,8 @@ def _in_place_product(reaction: _ReactionClass, first: str, partner: str) -> str
         ]
         if len(bonding) != 1:
             continue
-        Chem.MolToSmiles(mols[1], rootedAtAtom=bonding[0], canonical=False)
-        partner_order = list(mols[1].GetPropsAsDict(True, True)["_smilesAtomOutputOrder"])
+        Chem.MolToSmiles(partner_mol, rootedAtAtom=bonding[0], canonical=False)
+        partner_order = list(partner_mol.GetPropsAsDict(True, True)["_smilesAtomOutputOrder"])
 
         def rank(atom: Any, partner_order: list[int] = partner_order) -> tuple[int, int]:
             reactant, index = atom.GetIntProp("react_idx"), atom.GetIntProp("react_atom_idx")
