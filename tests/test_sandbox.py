@@ -179,6 +179,21 @@ async def test_memory_limit_gives_oom(tmp_path: Path, chunk_bytes: int | None) -
 
 
 @pytest.mark.anyio
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+async def test_peak_memory_is_the_jobs_own_not_the_parents(tmp_path: Path) -> None:
+    # A long test session or agent process grows large; Linux hands ru_maxrss across
+    # fork and exec, so a naive measure would blame the job for the parent's memory.
+    held = bytearray(1536 * 2**20)
+    held[:: resource.getpagesize()] = b"\x01" * len(range(0, len(held), resource.getpagesize()))
+    outcome = await _run(tmp_path, "echo", {"x": 1})
+    del held
+
+    assert outcome.ok, outcome.root_cause
+    assert outcome.peak_memory_mb is not None
+    assert 0 < outcome.peak_memory_mb < 512
+
+
+@pytest.mark.anyio
 async def test_sigkill_we_did_not_send_is_oom(tmp_path: Path) -> None:
     outcome = await _run(tmp_path, "kill_self")
 

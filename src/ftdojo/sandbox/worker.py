@@ -90,6 +90,15 @@ def _take_event_channel() -> int:
 
 
 def _peak_rss_mb() -> float:
+    # Linux keeps ru_maxrss across execve: a worker forked from a parent holding 1 GiB
+    # would report at least 1 GiB whatever it used. VmHWM belongs to the address space,
+    # which exec replaces, so it measures this job alone.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
