@@ -228,11 +228,13 @@ def test_questions_are_short_and_solutions_fit_the_generation_budget(
     sources: dict[str, RawSource], task: MathWordProblems
 ) -> None:
     # A character-level model spends one token per character: the whole worked solution
-    # must fit in max_new_tokens, and questions must stay short.
+    # must fit in max_new_tokens, and questions must stay short (version 3 shortened them
+    # to about 58 characters, since the tiny model learned nothing from 85-character ones).
     for sid in MATH_SOURCES:
         lengths = [len(r["question"]) for r in sources[sid].records]
-        assert min(lengths) >= 50, sid
-        assert max(lengths) <= 120, sid
+        assert min(lengths) >= 40, sid
+        assert max(lengths) <= 80, sid
+        assert sum(lengths) / len(lengths) <= 62, sid
         for r in sources[sid].records:
             if "solution" in r:
                 assert len(r["solution"]) <= task.max_new_tokens

@@ -42,7 +42,7 @@ __all__ = ["INSTRUCTION", "MathWordProblems"]
 INSTRUCTION = "\nPut the final answer in \\boxed{}."
 
 #: Bumped whenever a change here alters the generated data (part of ``version()``).
-_GENERATOR_VERSION = 2
+_GENERATOR_VERSION = 3
 
 _CATEGORIES = ("add", "sub", "mul", "two_step")
 
@@ -63,38 +63,31 @@ _ITEMS = (
 # equations use them; {A}, {B} an operand followed by the matching item noun; {i} the
 # plural noun. Operands appear in the text in equation order, so that the solution copies
 # numbers left to right -- the simplest thing for a tiny model to learn.
+#
+# Version 3 made every question one short sentence or two (about 12 words, from about
+# 18): the calibration found the tiny model learned nothing of the longer wording at its
+# token cap (0.13 naive), while a probe with one-line problems of the same arithmetic
+# reached 0.19 (benchmarks/probes/arithmetic.py, docs/tasks.md).
 _TEMPLATES: dict[str, tuple[str, ...]] = {
     "add": (
-        "{n} has {A}. {m} gives {n} {b} more. How many {i} does {n} have now?",
-        "There are {A} in a box and {B} on a shelf. How many {i} are there in total?",
-        "{n} found {A} on Monday and {B} on Tuesday. How many {i} did {n} find?",
-        "{n} buys {A}, then buys {b} more. How many {i} did {n} buy altogether?",
-        "{n} has {A} and {m} has {B}. How many {i} do they have together?",
-        "A bag holds {A}. {n} adds {B} to it. How many {i} are in the bag now?",
+        "{n} has {A} and gets {b} more. How many {i} now?",
+        "{n} has {A} and {m} has {B}. How many {i} in all?",
+        "{n} buys {A}, then {b} more. How many {i} in all?",
     ),
     "sub": (
-        "{n} had {A} and gave {b} to {m}. How many {i} does {n} have left?",
-        "There were {A} on the table. {n} took {b} of them. How many {i} are left?",
-        "{n} has {A} and loses {b} of them. How many {i} does {n} have now?",
-        "{n} has {A} and {m} has {B}. How many more {i} does {n} have than {m}?",
-        "A box had {A}. {n} used {b} of them. How many {i} remain in the box?",
-        "{n} wants {A} and already has {b}. How many more {i} does {n} need?",
+        "{n} has {A} and gives away {b}. How many {i} left?",
+        "{n} had {A} and lost {b}. How many {i} are left?",
+        "{n} has {A} and {m} has {B}. How many more has {n}?",
     ),
     "mul": (
-        "{n} has {a} bags with {B} in each bag. How many {i} does {n} have?",
-        "There are {a} boxes and each box holds {B}. How many {i} are there in all?",
-        "{n} buys {a} packs of {i}. Each pack has {b}. How many {i} does {n} buy?",
-        "{a} children each have {B}. How many {i} do the children have in total?",
-        "A shelf has {a} rows with {B} in each row. How many {i} are on the shelf?",
-        "{n} gets {A} each day for {b} days. How many {i} does {n} get in all?",
+        "{n} has {a} bags of {B}. How many {i} in all?",
+        "{a} boxes hold {B} each. How many {i} in all?",
+        "{n} gets {A} a day for {b} days. How many {i}?",
     ),
     "two_step": (
-        "{n} has {A}, gets {b} more, then gives {c} to {m}. How many {i} does {n} have now?",
-        "A box has {A}. {n} adds {b} and then takes out {c}. How many {i} are in the box?",
-        "{n} picked {A} and {m} picked {b}. They gave away {c}. How many {i} are left?",
-        "There are {A} on a shelf. {b} more are added and {c} are sold. How many {i} are left?",
-        "{n} bought {A} and {b} more later, then lost {c}. How many {i} does {n} have?",
-        "{n} had {A}. {m} gave {n} {b} more, and {n} used {c}. How many {i} are left?",
+        "{n} has {A}, gets {b} more, gives away {c}. How many {i} left?",
+        "A box has {A}. {n} adds {b} and takes out {c}. How many {i} now?",
+        "{n} had {A}, found {b} more, lost {c}. How many {i} now?",
     ),
 }
 
