@@ -107,7 +107,24 @@ async def _one(dojo: Dojo, task: str, model: str, agent: Agent, tokens: int) -> 
         "per_source": dict(feedback.data.per_source) if feedback and feedback.data else None,
         "trained_tokens": feedback.training.tokens_trained if feedback and feedback.training else None,
         "final_loss": feedback.training.final_loss if feedback and feedback.training else None,
+        **_evaluation_details(feedback),
     }
+
+
+def _evaluation_details(feedback: Any) -> dict[str, Any]:
+    """What explains a validation score: per category, format compliance, time per stage, two errors."""
+    if feedback is None:
+        return {}
+    details: dict[str, Any] = {"stage_seconds": dict(feedback.execution.stage_seconds)}
+    evaluation = feedback.evaluation
+    if evaluation is not None:
+        details["per_category"] = {k: round(v, 3) for k, v in evaluation.per_category.items()}
+        details["format_compliance"] = round(evaluation.format_compliance, 3)
+        details["error_samples"] = [
+            {"expected": e.expected, "output": e.output[:300], "category": e.category}
+            for e in evaluation.errors[:2]
+        ]
+    return details
 
 
 STAGES = ("base", "naive", "best")
@@ -194,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--table", action="store_true", help="print the stored results as a table; run nothing"
     )
+    parser.add_argument(
+        "--try-train",
+        default=None,
+        metavar="JSON",
+        help="hand search: training overrides added to the best plan's for this run, e.g. "
+        "'{\"learning_rate\": 0.001}' (write to a scratch --out; a keeper goes into calibration/*.py)",
+    )
     args = parser.parse_args(argv)
     out = args.out or HERE / "results" / f"calibration-{args.model}.json"
     if args.table:
@@ -209,6 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     tokens = args.tokens or DEFAULT_TOKENS.get(args.model, 40_000)
     out.parent.mkdir(parents=True, exist_ok=True)
     best = load_best()
+    if args.try_train:
+        extra = json.loads(args.try_train)
+        if not isinstance(extra, dict):
+            parser.error("--try-train takes a JSON object of TrainConfig fields")
+        for task in tasks:
+            if task in best:
+                train = {**best[task].get("train", {})}
+                train[args.model] = {**train.get(args.model, {}), **extra}
+                best[task] = {**best[task], "train": train}
     missing = [t for t in tasks if t not in best]
     if missing:
         print(f"no hand-tuned plan in benchmarks/calibration/ for: {', '.join(missing)}", file=sys.stderr)
