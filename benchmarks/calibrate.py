@@ -212,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         "--table", action="store_true", help="print the stored results as a table; run nothing"
     )
     parser.add_argument(
+        "--try-recipe",
+        default=None,
+        metavar="JSON",
+        help="hand search: data recipe changes for this run, e.g. "
+        '\'{"include_rationale": false, "sources": ["a", "b"]}\' (scratch --out, as --try-train)',
+    )
+    parser.add_argument(
         "--try-train",
         default=None,
         metavar="JSON",
@@ -233,15 +240,17 @@ def main(argv: list[str] | None = None) -> int:
     tokens = args.tokens or DEFAULT_TOKENS.get(args.model, 40_000)
     out.parent.mkdir(parents=True, exist_ok=True)
     best = load_best()
-    if args.try_train:
-        extra = json.loads(args.try_train)
+    for option, key in ((args.try_train, "train"), (args.try_recipe, "recipe")):
+        if not option:
+            continue
+        extra = json.loads(option)
         if not isinstance(extra, dict):
-            parser.error("--try-train takes a JSON object of TrainConfig fields")
+            parser.error(f"--try-{key} takes a JSON object")
         for task in tasks:
             if task in best:
-                train = {**best[task].get("train", {})}
-                train[args.model] = {**train.get(args.model, {}), **extra}
-                best[task] = {**best[task], "train": train}
+                per_model = {**best[task].get(key, {})}
+                per_model[args.model] = {**per_model.get(args.model, {}), **extra}
+                best[task] = {**best[task], key: per_model}
     missing = [t for t in tasks if t not in best]
     if missing:
         print(f"no hand-tuned plan in benchmarks/calibration/ for: {', '.join(missing)}", file=sys.stderr)
