@@ -410,7 +410,8 @@ def _solve_comparison(table: Table, f: Mapping[str, str], variant: str) -> _Solv
     if va is None or vb is None:
         return None
     holds = va > vb if variant == "higher" else va < vb
-    return _Solved(_verdict(holds), f"{a} {va}, {b} {vb}", shows_result=False)
+    relation = ">" if va > vb else "<" if va < vb else "="
+    return _Solved(_verdict(holds), f"{a} {va} {relation} {b} {vb}", shows_result=False)
 
 
 def _solve_superlative(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
@@ -420,8 +421,10 @@ def _solve_superlative(table: Table, f: Mapping[str, str], variant: str) -> _Sol
     best = max(values) if variant == "highest" else min(values)
     holder = next(lab for lab, v in zip(table.labels, values, strict=True) if v == best)
     word = "Highest" if variant == "highest" else "Lowest"
-    holds = table.cell(label, f["col"]) == best
-    return _Solved(_verdict(holds), f"{word}: {holder} {best}", shows_result=False)
+    own = table.cell(label, f["col"])
+    holds = own == best
+    working = f"{word}: {holder} {best}" if holds else f"{word}: {holder} {best}, not {label} {own}"
+    return _Solved(_verdict(holds), working, shows_result=False)
 
 
 def _solve_claimed_aggregate(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
@@ -434,6 +437,7 @@ def _solve_claimed_aggregate(table: Table, f: Mapping[str, str], variant: str) -
     else:
         actual = str(sum(values))
         working = f"Total = {_plus(values)} = {actual}"
+    working += f" (stated {format_decimal(claimed)})"
     return _Solved(_verdict(format_decimal(claimed) == actual), working, shows_result=False)
 
 
@@ -443,7 +447,7 @@ def _solve_monotone(table: Table, f: Mapping[str, str], variant: str) -> _Solved
         return None
     values = [row[k] for k in span]
     holds = _direction(values) == variant
-    return _Solved(_verdict(holds), f"{label}: {', '.join(map(str, values))}", shows_result=False)
+    return _Solved(_verdict(holds), f"{label}: {_chain(values)}", shows_result=False)
 
 
 def _solve_difference(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
@@ -1051,6 +1055,10 @@ class TableFactCheck(TableTask):
     output_format = "Answer: True | Answer: False"
     metric = "accuracy"
     categories = ("comparison", "superlative", "aggregate", "trend")
+    # Version 2: the worked solutions show the step that decides ("Chile 15 < Peru 34",
+    # "Highest: Peru 34, not Chile 15", "... = 87 (stated 90)", "95 > 51 < 90"), where
+    # version 1 listed the cells only; SmolLM2 stayed at a coin toss learning from those.
+    GENERATOR_VERSION = 2
     INSTRUCTION = "Is it true? End with 'Answer: True' or 'Answer: False'."
     TEMPLATES: ClassVar[dict[str, tuple[_Template, ...]]] = {
         "comparison": (
