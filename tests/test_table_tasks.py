@@ -178,6 +178,30 @@ def test_fact_check_labels_are_balanced() -> None:
             assert abs(labels["True"] - labels["False"]) <= 1, (category, labels)
 
 
+def test_fact_check_worked_solutions_show_the_deciding_step() -> None:
+    # Version 2: the working says why the verdict holds, not only which cells it read.
+    task = get_task("table_fact_check")
+    records = next(s for s in task.raw_sources() if s.source_id == "curated_worked").records
+    deciding = {
+        "comparison": re.compile(r"^.+ -?\d+ [<>=] .+ -?\d+\. Answer: (True|False)$"),
+        "superlative": re.compile(r"^(Highest|Lowest): .+ \d+(, not .+ \d+)?\. Answer: (True|False)$"),
+        "aggregate": re.compile(r"^(Total|Average) = .+ = [\d.]+ \(stated [\d.]+\)\. Answer: (True|False)$"),
+        "trend": re.compile(r"^.+: \d+( [<>=] \d+)+\. Answer: (True|False)$"),
+    }
+    seen = Counter()
+    for record in records:
+        solution, category = record["solution"], record["category"]
+        assert deciding[category].match(solution), (category, solution)
+        seen[category] += 1
+        if category == "superlative":
+            # The named row is shown beside the holder exactly when the statement is false.
+            assert (", not " in solution) == solution.endswith("Answer: False"), solution
+        if category == "aggregate":
+            computed, stated = re.search(r"= ([\d.]+) \(stated ([\d.]+)\)", solution).groups()
+            assert (Decimal(computed) == Decimal(stated)) == solution.endswith("Answer: True"), solution
+    assert set(seen) == set(deciding)
+
+
 def test_analysis_labels_cover_every_direction_and_sign() -> None:
     task = TableDataAnalysis(seed=1, **{**SMALL, "validation_size": 60, "test_size": 12})
     validation, _ = task.eval_splits()
