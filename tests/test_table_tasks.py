@@ -202,6 +202,30 @@ def test_fact_check_worked_solutions_show_the_deciding_step() -> None:
     assert set(seen) == set(deciding)
 
 
+@pytest.mark.parametrize("name", ["table_numerical", "table_analysis"])
+def test_arithmetic_workings_quote_each_cell_after_its_row(name: str) -> None:
+    # Version 2: "Chile 22 - Peru 63 = -41", and every quoted cell is the table's own.
+    task = get_task(name)
+    records = next(s for s in task.raw_sources() if s.source_id == "curated_worked").records
+    quoted = re.compile(r"([A-Z][A-Za-z ]*?) (\d+)(?= [-+/]|\)|$)")
+    checked = 0
+    for record in records:
+        if record["category"] not in ("difference", "sum", "ratio", "aggregate", "spread"):
+            continue
+        table = parse_table(record["table"])
+        assert table is not None
+        working = record["solution"].split(" = ")[0].lstrip("(")
+        pairs = quoted.findall(working)
+        assert pairs, record["solution"]
+        column = next(c for c in table.columns if c.casefold() in record["question"].casefold())
+        for label, value in pairs:
+            assert table.cell(label, column) == int(value), (label, value, record)
+        if record["category"] in ("sum", "aggregate"):
+            assert [label for label, _ in pairs] == list(table.labels)
+        checked += 1
+    assert checked >= len(records) // 2
+
+
 def test_analysis_labels_cover_every_direction_and_sign() -> None:
     task = TableDataAnalysis(seed=1, **{**SMALL, "validation_size": 60, "test_size": 12})
     validation, _ = task.eval_splits()

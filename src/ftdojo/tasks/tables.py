@@ -360,6 +360,30 @@ def _plus(values: Sequence[int]) -> str:
     return "+".join(map(str, values))
 
 
+def _quoted(table: Table, column: str) -> str | None:
+    """``Chile 22 + Peru 63 + ...``: a column's cells, each after its row's label.
+
+    Quoting the label before each cell is what lets a small model copy the right cell:
+    with bare numbers (``22+63``) SmolLM2 copied cells from the wrong row (calibration
+    of version 1).
+    """
+    values = table.column(column)
+    if values is None:
+        return None
+    return " + ".join(f"{label} {v}" for label, v in zip(table.labels, values, strict=True))
+
+
+def _quoted_pair(table: Table, f: Mapping[str, str]) -> tuple[str, int, str, int] | None:
+    """The labels and cells of rows ``a`` and ``b`` in column ``col``, as the table spells them."""
+    a, b = table.find_label(f["a"]), table.find_label(f["b"])
+    if a is None or b is None:
+        return None
+    va, vb = table.cell(a, f["col"]), table.cell(b, f["col"])
+    if va is None or vb is None:
+        return None
+    return a, va, b, vb
+
+
 # -- solvers: (table, fields, variant) -> answer and working, or None when they do not fit --
 
 
@@ -383,19 +407,21 @@ def _solve_correlation(table: Table, f: Mapping[str, str], variant: str) -> _Sol
 
 
 def _solve_aggregate(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
-    values = table.column(f["col"])
-    if values is None:
+    values, quoted = table.column(f["col"]), _quoted(table, f["col"])
+    if values is None or quoted is None:
         return None
     if variant == "mean":
-        return _Solved(_round2(Decimal(sum(values)) / len(values)), f"({_plus(values)})/{len(values)}")
-    return _Solved(str(sum(values)), _plus(values))
+        return _Solved(_round2(Decimal(sum(values)) / len(values)), f"({quoted})/{len(values)}")
+    return _Solved(str(sum(values)), quoted)
 
 
 def _solve_spread(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
     values = table.column(f["col"])
     if values is None:
         return None
-    return _Solved(str(max(values) - min(values)), f"{max(values)} - {min(values)}")
+    cells = dict(zip(values, table.labels, strict=True))  # values are distinct within a table
+    high, low = max(values), min(values)
+    return _Solved(str(high - low), f"{cells[high]} {high} - {cells[low]} {low}")
 
 
 def _verdict(value: bool) -> str:
@@ -451,22 +477,24 @@ def _solve_monotone(table: Table, f: Mapping[str, str], variant: str) -> _Solved
 
 
 def _solve_difference(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
-    va, vb = table.cell(f["a"], f["col"]), table.cell(f["b"], f["col"])
-    if va is None or vb is None:
+    pair = _quoted_pair(table, f)
+    if pair is None:
         return None
-    return _Solved(str(va - vb), f"{va} - {vb}")
+    a, va, b, vb = pair
+    return _Solved(str(va - vb), f"{a} {va} - {b} {vb}")
 
 
 def _solve_sum(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
-    values = table.column(f["col"])
-    return None if values is None else _Solved(str(sum(values)), _plus(values))
+    values, quoted = table.column(f["col"]), _quoted(table, f["col"])
+    return None if values is None or quoted is None else _Solved(str(sum(values)), quoted)
 
 
 def _solve_ratio(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
-    va, vb = table.cell(f["a"], f["col"]), table.cell(f["b"], f["col"])
-    if va is None or vb is None or vb == 0:
+    pair = _quoted_pair(table, f)
+    if pair is None or pair[3] == 0:
         return None
-    return _Solved(_round2(Decimal(va) / vb), f"{va}/{vb}")
+    a, va, b, vb = pair
+    return _Solved(_round2(Decimal(va) / vb), f"{a} {va} / {b} {vb}")
 
 
 def _solve_rank(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
@@ -922,7 +950,8 @@ class TableDataAnalysis(TableTask):
         "Data analysis over a small Markdown table of countries by years or indicators: is a "
         "country's row increasing, decreasing or mixed; is the correlation of two columns positive "
         "or negative; the average or total of a column; its max minus min. Responses give one line "
-        "of working and end with 'Answer: <value>'. Numbers count within 10% of the reference; "
+        "of working that quotes each cell after its country and end with 'Answer: <value>'. "
+        "Numbers count within 10% of the reference; "
         "words by case-insensitive match."
     )
     output_format = "Answer: <number or word>"
@@ -954,6 +983,9 @@ class TableDataAnalysis(TableTask):
         "spread": _solve_spread,
     }
     TARGETS: ClassVar[dict[str, tuple[str, ...]]] = {"trend": _DIRECTIONS, "correlation": _SIGNS}
+    # 2: workings quote each cell after its row's label; aggregate and spread tables have
+    # 3-4 rows (3-6 before), so that SmolLM2 can learn them in a 40K-token trial.
+    GENERATOR_VERSION = 2
 
     def _draw(self, rng: random.Random, category: str, target: str | None) -> _Item:
         template = rng.choice(self.TEMPLATES[category])
@@ -974,7 +1006,7 @@ class TableDataAnalysis(TableTask):
             x, y = table.columns
             fields = {"x": x, "y": y}
         else:
-            table = _draw_table(rng, rng.randint(3, 6), _any_columns(rng, rng.randint(2, 3)))
+            table = _draw_table(rng, rng.randint(3, 4), _any_columns(rng, rng.randint(2, 3)))
             fields = {"col": rng.choice(table.columns)}
         solved = self.SOLVERS[category](table, fields, template.variant)
         if solved is None:  # pragma: no cover - drawn fields always fit the drawn table
@@ -1185,7 +1217,8 @@ class TableNumericalReasoning(TableTask):
     description = (
         "Numerical reasoning over a small Markdown table of countries by years or indicators: one "
         "cell minus another, the sum of a column, one cell divided by another to 2 decimals, a "
-        "country's rank in a column (highest = 1). Responses give the arithmetic and end with "
+        "country's rank in a column (highest = 1). Responses give the arithmetic, each cell after "
+        "its country, and end with "
         "'Answer: <number>'; answers are compared as canonical numbers ('8.0' equals '8')."
     )
     output_format = "Answer: <number>"
@@ -1216,10 +1249,13 @@ class TableNumericalReasoning(TableTask):
         "ratio": _solve_ratio,
         "rank": _solve_rank,
     }
+    # 2: workings quote each cell after its row's label, tables have 3-4 rows (3-6
+    # before), so that SmolLM2 can learn the task in a 40K-token trial.
+    GENERATOR_VERSION = 2
 
     def _draw(self, rng: random.Random, category: str, target: str | None) -> _Item:
         template = rng.choice(self.TEMPLATES[category])
-        table = _draw_table(rng, rng.randint(3, 6), _any_columns(rng, rng.randint(2, 3)))
+        table = _draw_table(rng, rng.randint(3, 4), _any_columns(rng, rng.randint(2, 3)))
         fields: dict[str, str] = {"col": rng.choice(table.columns)}
         if category in ("difference", "ratio"):
             fields["a"], fields["b"] = rng.sample(table.labels, 2)
