@@ -507,6 +507,26 @@ def test_paragraph_reference_is_shown_as_alternatives() -> None:
     assert task.display_reference("7") == "7"
 
 
+def test_paragraph_rationales_state_the_element_then_cite_every_gold_paragraph() -> None:
+    # Version 2: "The valve samples the blood: [0055]." -- the element as the paragraph
+    # would say it, then every paragraph that says it, and nothing else.
+    task = small("patent_paragraph")
+    records = next(s for s in task.raw_sources() if s.source_id == "examiner_reviewed").records
+    shape = re.compile(r"The (\w+) (.+): (\[\d{4}\](?: and \[\d{4}\])*)\.")
+    for record in records:
+        match = shape.fullmatch(record["rationale"])
+        assert match is not None, record["rationale"]
+        component, action, cited = match.groups()
+        assert record["element"].endswith(f"{component} that {action}")
+        disclosing = {
+            int(number)
+            for number, text in re.findall(r"\[(\d{4})\] (.+)", record["paragraphs"])
+            if re.fullmatch(rf"(A|An|The|Its) {component} {action}\.", text)
+        }
+        assert {int(n) for n in re.findall(r"\d{4}", cited)} == disclosing
+        assert int(record["answer"]) in disclosing
+
+
 # -- scoring functions: hand-written cases ---------------------------------------------------------
 
 

@@ -715,6 +715,8 @@ class ParagraphIdentification(_PatentTask):
     INSTRUCTION = "Which paragraph discloses it? Answer: \\boxed{number}"
     #: Share of items whose element two paragraphs disclose.
     TWO_GOLD_RATE = 0.2
+    # 2: rationales state the element, then the paragraph ("The valve samples the blood: [0055].").
+    GENERATOR_VERSION = 2
 
     def format_prompt(self, fields: dict[str, str]) -> str:
         return f"Element: {fields['element'].strip()}\n{fields['paragraphs'].strip()}\n{self.INSTRUCTION}"
@@ -774,7 +776,6 @@ class ParagraphIdentification(_PatentTask):
             lines.append(f"[{start + k:04d}] {text}")
         gold = [start + k for k, pair in enumerate(pairs) if pair == (component, action)]
         cited = " and ".join(f"[{n:04d}]" for n in gold)
-        verb = "says" if len(gold) == 1 else "say"
         return _Case(
             key=(component, action),
             category=category,
@@ -784,7 +785,10 @@ class ParagraphIdentification(_PatentTask):
             },
             answer=str(gold[0]),
             reference=canonical_paragraphs(set(gold)),
-            rationale=f"{cited} {verb} the {component} {action}.",
+            # The element as a sentence first, then where it stands: a causal model can
+            # copy the sentence from the prompt and find it, where a rationale that opens
+            # with the number makes it guess first (version 1: SmolLM2 at chance).
+            rationale=f"The {component} {action}: {cited}.",
         )
 
     def _wrong_answer(self, record: dict[str, Any], rng: random.Random) -> str:
