@@ -231,6 +231,36 @@ def _with_sub(molecule: _Molecule, position: int, sub: str) -> _Molecule | None:
     return _molecule(molecule.scaffold, tuple(subs))
 
 
+def _edited_in_place(source: str, core: str, edited: str) -> str | None:
+    """``edited`` written as an edit of the string ``source``: the untouched atoms in their order.
+
+    ``core`` is what source and edited share (the molecule without the edited
+    substituent). Its atoms keep their order in ``source``; a new group takes the place
+    of the group it replaces (or follows the atom it is added to, as a branch), and the
+    molecule is written without canonicalisation: ``N#CC1CCC(C=O)C1`` without its nitrile
+    becomes ``C1CCC(C=O)C1``, where the canonical SMILES, ``O=CC1CCCC1``, reorders every
+    atom. The same molecule (the metric compares canonical forms); ``None`` when the core
+    is not found in both.
+    """
+    from rdkit import Chem
+
+    source_mol, core_mol, edited_mol = (chem.parse_smiles(text) for text in (source, core, edited))
+    if source_mol is None or core_mol is None or edited_mol is None:
+        return None
+    in_source, in_edited = source_mol.GetSubstructMatch(core_mol), edited_mol.GetSubstructMatch(core_mol)
+    if not in_source or not in_edited:
+        return None
+    place = {e: float(s) for s, e in zip(in_source, in_edited, strict=True)}
+    removed = set(range(source_mol.GetNumAtoms())) - set(in_source)
+    start = min(removed) - 0.5 if removed else float(source_mol.GetNumAtoms())
+    new_atoms = [k for k in range(edited_mol.GetNumAtoms()) if k not in place]
+    for j, k in enumerate(new_atoms):
+        place[k] = start + j / (len(new_atoms) + 1)
+    order = sorted(range(edited_mol.GetNumAtoms()), key=place.__getitem__)
+    written = Chem.MolToSmiles(Chem.RenumberAtoms(edited_mol, order), canonical=False)
+    return written if chem.canonical_smiles(written) == chem.canonical_smiles(edited) else None
+
+
 def _noncanonical(smiles: str, rng: random.Random) -> str:
     """Another SMILES of the same molecule: atoms in a shuffled order, sometimes Kekulé form."""
     from rdkit import Chem
@@ -939,6 +969,13 @@ class MoleculeEditing(_ChemistryTask):
     output_format = "<answer>SMILES</answer>"
     metric = "mol_edit_correct"
     categories = ("add", "remove", "replace")
+    # 2: answers written in place (the molecule's SMILES with the one group changed), not
+    # canonical; version 1 left SmolLM2 at 0.04 / 0.02 after a 40K-token trial.
+    GENERATOR_VERSION = 2
+    CURATED_STYLE = (
+        " Edited molecules are written as the given SMILES with the one group changed in place "
+        "(not canonical)."
+    )
     PROMPT_FIELDS = ("smiles", "edit")
     NEAR_FIELD = "edit"
     SOURCE_IDS = ("curated_edits", "scraped_edits", "notebook_edits", "formula_exercises")
@@ -995,9 +1032,11 @@ class MoleculeEditing(_ChemistryTask):
             rationale = f"{label} -> {_EDIT_GROUPS[edit.new_group][2]}; {change}"
         else:
             rationale = f"{label} {'added' if edit.op == 'add' else 'removed'}; {change}"
+        core = _with_sub(molecule, position, "")
+        written = None if core is None else _edited_in_place(molecule.smiles, core.smiles, edited.smiles)
         return _Case(
             fields=fields,
-            answer=edited.smiles,
+            answer=written or edited.smiles,
             rationale=rationale,
             category=category,
             reference=reference,
