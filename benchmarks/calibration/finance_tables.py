@@ -24,7 +24,7 @@ _WORKED_AND_VERIFIED_SCRAPE: dict[str, Any] = {
 
 
 # SmolLM2 trains 40K tokens per trial: one epoch over as many records as fit (about 85%
-# of 40K over the mean example length with the chat template: 146 tokens for finance,
+# of 40K over the mean example length with the chat template: 134 tokens for finance,
 # 149-163 for the tables, whose prompts hold the table), with a cosine schedule that
 # finishes, rather than 2 epochs over 3,000 cut off early (see math).
 def _sized(max_records: int) -> dict[str, Any]:
@@ -43,7 +43,7 @@ BEST: dict[str, dict[str, Any]] = {
         # solutions 0.10, naive 0.26), so it gets every right answer, answer-only.
         "recipe": {
             "tiny": {"sources": ["exam_worked", "forum_scrape", "answer_key"], "include_rationale": False},
-            "smollm2-135m": {"max_records": 233},
+            "smollm2-135m": {"max_records": 250},
         },
     },
     "table_analysis": {

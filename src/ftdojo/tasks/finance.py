@@ -568,18 +568,7 @@ class _Posed:
     def rationale(self, outcome: int = 0) -> str:
         text, working = self.question.outcomes[outcome]
         head = f"{working} = {text}" if self.question.shows_result else working
-        return worked_solution(head, self.letter_of(outcome), text)
-
-
-def worked_solution(working: str, letter: str, option: str) -> str:
-    """``working``, the option line it matches, and the strict answer.
-
-    Quoting the option line (``"so A) 2.69"``) ties the letter to the value: without it
-    a model must map a computed value to a letter in its head, and even a 135M model
-    trained on 136K tokens got the letter wrong for a value it had right (calibration
-    of version 1).
-    """
-    return f"{working}, so {letter}) {option}. Answer: ({letter})"
+        return f"{head}. Answer: ({self.letter_of(outcome)})"
 
 
 def _option_value(text: str) -> Decimal | None:
@@ -696,8 +685,8 @@ class FinanceExam(SyntheticTask):
         "Exam-style finance multiple choice (4 options A-D): simple and compound interest, NPV, "
         "bond coupons and current yield, liquidity/leverage/profit ratios, currency conversion "
         "with ISO 4217 codes, and definitions of ratios, risk types and instruments. Wrong options "
-        "are the results of common mistakes. Responses show one line of working, quote the option "
-        "line it matches and end with 'Answer: (X)'."
+        "are the results of common mistakes. Responses show one line of working and end with "
+        "'Answer: (X)'."
     )
     output_format = "Answer: (X) with X in A-D"
     metric = "accuracy"
@@ -714,8 +703,7 @@ class FinanceExam(SyntheticTask):
         "validation_size": 100,
         "test_size": 100,
     }
-    # 2: worked solutions quote the option line they match before the answer.
-    GENERATOR_VERSION: ClassVar[int] = 2
+    GENERATOR_VERSION: ClassVar[int] = 1
     #: Fraction of ``forum_scrape`` records whose answer is wrong (exactly ``round(rate * n)``).
     SCRAPE_WRONG_RATE: ClassVar[float] = 0.35
 
@@ -822,9 +810,8 @@ class FinanceExam(SyntheticTask):
         lines = item.prompt.split("\n")
         options = [line[3:] for line in lines[-1 - len(LETTERS) : -1]]
         solved = self.solve("\n".join(lines[: -1 - len(LETTERS)]), options)
-        if solved is None or solved[0] < 0:
-            return f"Answer: ({item.reference})"
-        return worked_solution(solved[1], item.reference, options[LETTERS.index(item.reference)])
+        working = f"{solved[1]}. " if solved is not None and solved[0] >= 0 else ""
+        return f"{working}Answer: ({item.reference})"
 
     def verify(self, record: dict[str, Any]) -> bool | None:
         """Whether the record's letter (and its working's final letter) names the right option.
