@@ -42,6 +42,12 @@ BEST: dict[str, dict[str, Any]] = {
         "sources": ["curated_edits", "scraped_edits", "notebook_edits"],
         **_CLEAN_VOLUME,
         **_sized(370),
+        # Batches of 2 at 5e-4 (about 110 optimizer steps in 40K tokens instead of 28):
+        # 0.16 / 0.29 against 0.01 / 0.03 with batches of 8 at 2e-4, which copied the
+        # given molecule unchanged.
+        "train": {
+            "smollm2-135m": {"epochs": 1.0, "lr_scheduler": "cosine", "batch_size": 2, "learning_rate": 5e-4}
+        },
     },
     "chem_optimization": {
         "sources": ["curated_optimizations", "scraped_optimizations", "notebook_optimizations"],

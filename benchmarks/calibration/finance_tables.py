@@ -34,6 +34,16 @@ def _sized(max_records: int) -> dict[str, Any]:
     }
 
 
+# Batches of 2 at 5e-4: about 110 optimizer steps in the 40K tokens instead of 28 at the
+# default batch of 8, in the same training time.
+_SMALL_BATCHES: dict[str, Any] = {
+    "epochs": 1.0,
+    "lr_scheduler": "cosine",
+    "batch_size": 2,
+    "learning_rate": 5e-4,
+}
+
+
 BEST: dict[str, dict[str, Any]] = {
     "finance_exam": {
         "sources": ["exam_worked", "forum_scrape"],
@@ -50,6 +60,9 @@ BEST: dict[str, dict[str, Any]] = {
         "sources": ["curated_worked", "web_scrape"],
         **_WORKED_AND_VERIFIED_SCRAPE,
         **_sized(223),
+        # Batches of 2 at 5e-4, as for table_numerical: 0.26 / 0.30 against 0.16 / 0.20
+        # with batches of 8 (format compliance 1.00 against 0.75).
+        "train": {"smollm2-135m": _SMALL_BATCHES},
     },
     "table_fact_check": {
         "sources": ["curated_worked", "web_scrape"],
@@ -60,5 +73,9 @@ BEST: dict[str, dict[str, Any]] = {
         "sources": ["curated_worked", "web_scrape"],
         **_WORKED_AND_VERIFIED_SCRAPE,
         **_sized(228),
+        # With batches of 8 the worked solutions came out garbled (0.03, format compliance
+        # 0.84); with 2 the model quotes the right cells and misses only the arithmetic
+        # (0.10, format compliance 1.00).
+        "train": {"smollm2-135m": _SMALL_BATCHES},
     },
 }

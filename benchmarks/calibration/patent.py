@@ -36,6 +36,11 @@ def _sized(max_records: int) -> dict[str, Any]:
 
 BEST: dict[str, dict[str, Any]] = {
     "patent_prior_art": _sized(270),
-    "patent_paragraph": _sized(270),
+    # Batches of 2 at 5e-4 (about 110 optimizer steps in 40K tokens instead of 28):
+    # 0.31 / 0.31 against 0.28 / 0.26 with batches of 8 at 2e-4.
+    "patent_paragraph": {
+        **_sized(270),
+        "train": {"smollm2-135m": {**_SMOLLM2_EPOCH, "batch_size": 2, "learning_rate": 5e-4}},
+    },
     "patent_novelty": _sized(310),
 }
