@@ -360,16 +360,13 @@ def _plus(values: Sequence[int]) -> str:
     return "+".join(map(str, values))
 
 
-def _quoted(table: Table, column: str) -> str | None:
-    """``Chile 22 + Peru 63 + ...``: a column's cells, each after its row's label.
+def _quoted(table: Table, values: Sequence[int]) -> str:
+    """``Chile 22 + Peru 63 + ...``: a column's cells (``values``), each after its row's label.
 
     Quoting the label before each cell is what lets a small model copy the right cell:
     with bare numbers (``22+63``) SmolLM2 copied cells from the wrong row (calibration
     of version 1).
     """
-    values = table.column(column)
-    if values is None:
-        return None
     return " + ".join(f"{label} {v}" for label, v in zip(table.labels, values, strict=True))
 
 
@@ -407,9 +404,10 @@ def _solve_correlation(table: Table, f: Mapping[str, str], variant: str) -> _Sol
 
 
 def _solve_aggregate(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
-    values, quoted = table.column(f["col"]), _quoted(table, f["col"])
-    if values is None or quoted is None:
+    values = table.column(f["col"])
+    if values is None:
         return None
+    quoted = _quoted(table, values)
     if variant == "mean":
         return _Solved(_round2(Decimal(sum(values)) / len(values)), f"({quoted})/{len(values)}")
     return _Solved(str(sum(values)), quoted)
@@ -485,8 +483,8 @@ def _solve_difference(table: Table, f: Mapping[str, str], variant: str) -> _Solv
 
 
 def _solve_sum(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
-    values, quoted = table.column(f["col"]), _quoted(table, f["col"])
-    return None if values is None or quoted is None else _Solved(str(sum(values)), quoted)
+    values = table.column(f["col"])
+    return None if values is None else _Solved(str(sum(values)), _quoted(table, values))
 
 
 def _solve_ratio(table: Table, f: Mapping[str, str], variant: str) -> _Solved | None:
