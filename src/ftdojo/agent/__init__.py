@@ -1,7 +1,7 @@
 """FT-Agent and its strategies."""
 
 from ftdojo.agent.analyzer import RuleAnalyzer
-from ftdojo.agent.baselines import NaiveAgent, naive_plan
+from ftdojo.agent.baselines import NaiveAgent, RandomSearchAgent, naive_plan
 from ftdojo.agent.ftagent import FTAgent
 from ftdojo.agent.memory import TrialTree
 from ftdojo.agent.planner import RulePlanner
@@ -16,6 +16,7 @@ from ftdojo.agent.protocols import (
     Validator,
     Verdict,
 )
+from ftdojo.agent.search import RandomPlanner, SearchSpace, TPEPlanner
 from ftdojo.agent.validator import FailFastValidator
 
 __all__ = [
@@ -29,8 +30,12 @@ __all__ = [
     "NaiveAgent",
     "Planner",
     "PlanningContext",
+    "RandomPlanner",
+    "RandomSearchAgent",
     "RuleAnalyzer",
     "RulePlanner",
+    "SearchSpace",
+    "TPEPlanner",
     "TrialTree",
     "Validator",
     "Verdict",

@@ -3,6 +3,9 @@
 - :class:`NaiveAgent` — naive fine-tuning as the FT-Dojo paper defines it: one trial on
   *all* raw data with the default data recipe and the model's default training
   configuration, no curation and no iteration.
+- :class:`RandomSearchAgent` — random search over data mix and training configuration
+  (:class:`~ftdojo.agent.search.RandomPlanner`) in FT-Agent's loop, so that it spends the
+  same budget the same way and differs from FT-Agent only in how it plans.
 
 The base model without training is not an agent: :meth:`ftdojo.Dojo.baseline` scores it.
 """
@@ -13,14 +16,16 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ftdojo.agent.ftagent import FTAgent
 from ftdojo.agent.planner import assess_sources, default_train_config
+from ftdojo.agent.search import RandomPlanner
 from ftdojo.errors import BudgetExhausted
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
 
 if TYPE_CHECKING:
     from ftdojo.dojo import Session
 
-__all__ = ["NaiveAgent", "naive_plan"]
+__all__ = ["NaiveAgent", "RandomSearchAgent", "naive_plan"]
 
 
 def naive_plan(session: Session, *, train: TrainConfig | None = None) -> Plan:
@@ -55,3 +60,11 @@ class NaiveAgent:
             await session.submit(naive_plan(session, train=self.train))
         except BudgetExhausted:  # a budget too small for one trial leaves the run empty
             return
+
+
+class RandomSearchAgent(FTAgent):
+    """Random search: seeded random plans, validated and run in FT-Agent's loop until the budget ends."""
+
+    def __init__(self, *, seed: int = 0, max_repairs: int = 3) -> None:
+        super().__init__(planner=RandomPlanner(seed=seed), max_repairs=max_repairs)
+        self.seed = seed
