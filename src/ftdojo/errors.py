@@ -35,6 +35,7 @@ __all__ = [
     "FTDojoError",
     "IntegrityError",
     "JournalError",
+    "LLMError",
     "ModelError",
     "PlanError",
     "SandboxError",
@@ -117,3 +118,7 @@ class JournalError(FTDojoError):
 
 class AgentError(FTDojoError):
     """An agent broke the session protocol (for example chose an unknown trial)."""
+
+
+class LLMError(AgentError):
+    """An LLM endpoint failed (timeout, rate limit, server error) or never gave a valid answer."""

@@ -5,12 +5,22 @@
   an agent's judgement in the way.
 * :class:`ObservingAgent` wraps any agent and records everything the session showed
   it, so a test can search it (for example for held-out data that must not be there).
+* :class:`ChatCompletionsServer` is a loopback HTTP server that speaks the OpenAI
+  chat-completions protocol with scripted :class:`ChatReply` answers (plans, garbage,
+  slow answers, 429 and 500), for testing an LLM planner without a model or a network.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
+import time
 from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ftdojo.errors import BudgetExhausted
 from ftdojo.feedback import Feedback
@@ -19,7 +29,7 @@ from ftdojo.plans import Plan
 if TYPE_CHECKING:
     from ftdojo.dojo import Agent, Session
 
-__all__ = ["ObservingAgent", "ScriptedAgent"]
+__all__ = ["ChatCompletionsServer", "ChatReply", "ObservingAgent", "ScriptedAgent"]
 
 
 class ScriptedAgent:
@@ -79,3 +89,123 @@ class ObservingAgent:
 
     async def run(self, session: Session) -> None:
         await self.inner.run(_RecordingSession(session, self.seen))  # type: ignore[arg-type]
+
+
+@attrs.frozen(kw_only=True)
+class ChatReply:
+    """One scripted answer of :class:`ChatCompletionsServer`.
+
+    ``status`` 200 answers with ``content`` as the assistant's message; any other status
+    answers with an OpenAI-style error body. ``delay`` seconds pass before the answer
+    (a slow server); ``retry_after`` is sent as ``Retry-After-Ms`` (for 429 and 5xx).
+    """
+
+    content: str | None = None
+    status: int = 200
+    delay: float = 0.0
+    retry_after: float | None = None
+
+
+class ChatCompletionsServer:
+    """A loopback server for ``POST /v1/chat/completions`` that answers from a script.
+
+    Use as a context manager; ``base_url`` is what an OpenAI client wants. Each request
+    takes the next reply (a plain string is a 200 answer with that content); when the
+    script is used up, the server answers 500 "no scripted reply left", so a test that
+    asks more than it planned fails loudly. ``requests`` holds every request body.
+    """
+
+    def __init__(self, replies: Iterable[ChatReply | str] = (), *, host: str = "127.0.0.1") -> None:
+        self._replies = [r if isinstance(r, ChatReply) else ChatReply(content=r) for r in replies]
+        self._lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self._server = ThreadingHTTPServer((host, 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def add(self, *replies: ChatReply | str) -> None:
+        with self._lock:
+            self._replies += [r if isinstance(r, ChatReply) else ChatReply(content=r) for r in replies]
+
+    def _next(self, body: dict[str, Any]) -> ChatReply:
+        with self._lock:
+            self.requests.append(body)
+            if not self._replies:
+                return ChatReply(status=500, content="no scripted reply left")
+            return self._replies.pop(0)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                # The client may have given up (its timeout), as a test of a slow server intends.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw or b"{}")
+                except json.JSONDecodeError:
+                    body = {"unparsed": raw.decode(errors="replace")}
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}}, {})
+                    return
+                reply = server._next(body if isinstance(body, dict) else {"body": body})
+                if reply.delay:
+                    time.sleep(reply.delay)
+                headers = {}
+                if reply.retry_after is not None:
+                    headers["Retry-After-Ms"] = str(int(reply.retry_after * 1000))
+                if reply.status != 200:
+                    error = {"message": reply.content or f"scripted error {reply.status}", "type": "scripted"}
+                    self._send(reply.status, {"error": {**error, "code": reply.status}}, headers)
+                    return
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{len(server.requests)}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": str(body.get("model", "scripted")) if isinstance(body, dict) else "scripted",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": reply.content},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                    },
+                    headers,
+                )
+
+        return Handler
+
+    def __enter__(self) -> ChatCompletionsServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="chat-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -3,6 +3,7 @@
 from ftdojo.agent.analyzer import RuleAnalyzer
 from ftdojo.agent.baselines import NaiveAgent, RandomSearchAgent, naive_plan
 from ftdojo.agent.ftagent import FTAgent
+from ftdojo.agent.llm import LLMConfig, LLMPlanner
 from ftdojo.agent.memory import TrialTree
 from ftdojo.agent.planner import RulePlanner
 from ftdojo.agent.protocols import (
@@ -26,6 +27,8 @@ __all__ = [
     "FeedbackAnalyzer",
     "Finding",
     "FindingKind",
+    "LLMConfig",
+    "LLMPlanner",
     "Memory",
     "NaiveAgent",
     "Planner",

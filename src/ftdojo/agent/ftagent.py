@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
 import structlog
 
 from ftdojo.agent.analyzer import RuleAnalyzer
@@ -62,7 +63,9 @@ class FTAgent:
                     budget_left=session.budget_left,
                     rejections=tuple(rejections),
                 )
-                candidate = self.planner.propose(context)
+                # In a worker thread: a planner may block (an LLM planner waits on HTTP,
+                # bounded by its timeout), and the event loop must keep serving the run.
+                candidate = await anyio.to_thread.run_sync(self.planner.propose, context)
                 if candidate is None:
                     break
                 verdict = await self.validator.validate(candidate, session)
