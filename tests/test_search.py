@@ -196,3 +196,19 @@ def test_random_search_agent_is_ft_agent_with_a_random_planner() -> None:
     assert isinstance(agent, FTAgent)
     assert isinstance(agent.planner, RandomPlanner)
     assert agent.planner.seed == 4
+
+
+@pytest.mark.parametrize(
+    "planner", [RulePlanner(seed=5), RandomPlanner(seed=5), TPEPlanner(seed=5)], ids=["rule", "random", "tpe"]
+)
+def test_a_planners_seed_seeds_data_sampling_and_training(planner) -> None:  # type: ignore[no-untyped-def]
+    plan = planner.propose(_context(TrialTree()))
+    assert plan is not None
+    assert plan.data.seed == 5
+    assert plan.train.seed == 5
+
+
+def test_ft_agent_seeds_its_default_planner() -> None:
+    agent = FTAgent(seed=9)
+    assert isinstance(agent.planner, RulePlanner)
+    assert agent.planner.seed == 9

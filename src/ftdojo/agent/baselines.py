@@ -28,19 +28,19 @@ if TYPE_CHECKING:
 __all__ = ["NaiveAgent", "RandomSearchAgent", "naive_plan"]
 
 
-def naive_plan(session: Session, *, train: TrainConfig | None = None) -> Plan:
+def naive_plan(session: Session, *, train: TrainConfig | None = None, seed: int = 0) -> Plan:
     """Every raw source, the default :class:`DataRecipe`, and ``train`` or the model's default.
 
     The default training configuration is :func:`default_train_config` for the session's
     model, with ``max_length`` wide enough for the longest source (its 99th percentile),
-    as a first trial would get it.
+    as a first trial would get it. ``seed`` seeds data sampling and training.
     """
     assessments = assess_sources(session.catalog)
     if train is None:
         train = default_train_config(session.model, max((a.length_p99 for a in assessments), default=0.0))
     return Plan(
-        data=DataRecipe(sources=tuple(SourceSelection(source=a.source_id) for a in assessments)),
-        train=train,
+        data=DataRecipe(sources=tuple(SourceSelection(source=a.source_id) for a in assessments), seed=seed),
+        train=attrs.evolve(train, seed=seed),
         hypothesis="naive fine-tuning: every raw source, default recipe and training configuration",
     )
 
@@ -54,10 +54,11 @@ class NaiveAgent:
     """
 
     train: TrainConfig | None = None
+    seed: int = 0
 
     async def run(self, session: Session) -> None:
         try:
-            await session.submit(naive_plan(session, train=self.train))
+            await session.submit(naive_plan(session, train=self.train, seed=self.seed))
         except BudgetExhausted:  # a budget too small for one trial leaves the run empty
             return
 

@@ -26,7 +26,8 @@ class FTAgent:
     """The reference agent. Each strategy can be replaced by anything that fits its Protocol.
 
     ``max_repairs`` bounds how many rejected plans one iteration may go through
-    before the agent gives up on the iteration.
+    before the agent gives up on the iteration. ``seed`` seeds the default planner's plans
+    (data sampling and training), for repeated runs such as a benchmark's.
     """
 
     def __init__(
@@ -37,8 +38,9 @@ class FTAgent:
         analyzer: FeedbackAnalyzer | None = None,
         memory: Memory | None = None,
         max_repairs: int = 3,
+        seed: int = 0,
     ) -> None:
-        self.planner = planner or RulePlanner()
+        self.planner = planner or RulePlanner(seed=seed)
         self.validator = validator or FailFastValidator()
         self.analyzer = analyzer or RuleAnalyzer()
         self.memory = memory or TrialTree()

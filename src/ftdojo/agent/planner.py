@@ -126,9 +126,11 @@ class RulePlanner:
     on off-domain data, drop over-long records rather than truncating them.
     """
 
-    def __init__(self, *, max_records: int = 2000, max_epochs: float = 12.0) -> None:
+    def __init__(self, *, max_records: int = 2000, max_epochs: float = 12.0, seed: int = 0) -> None:
         self.max_records = max_records
         self.max_epochs = max_epochs
+        #: The data sampling and training seed of the first plan; later plans inherit it.
+        self.seed = seed
 
     # -- first plan ---------------------------------------------------------------
 
@@ -144,8 +146,9 @@ class RulePlanner:
                 include_rationale=True,
                 verified_only=False,
                 max_records=self.max_records,
+                seed=self.seed,
             ),
-            train=self._initial_train(context.model, longest),
+            train=attrs.evolve(self._initial_train(context.model, longest), seed=self.seed),
             hypothesis=(
                 "Start small and clean: train on "
                 + ", ".join(s.source_id for s in chosen)

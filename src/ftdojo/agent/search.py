@@ -62,9 +62,11 @@ class SearchSpace:
     sources: tuple[str, ...]
     #: The model's default training configuration; the search changes a few of its knobs.
     base_train: TrainConfig
+    #: The data sampling and training seed of every plan.
+    seed: int = 0
 
     @classmethod
-    def for_context(cls, context: PlanningContext) -> SearchSpace:
+    def for_context(cls, context: PlanningContext, *, seed: int = 0) -> SearchSpace:
         assessments = assess_sources(context.catalog)
         if not assessments:
             raise ConfigError(f"task {context.card.name!r} has no raw sources to search over")
@@ -72,6 +74,7 @@ class SearchSpace:
         return cls(
             sources=tuple(a.source_id for a in assessments),
             base_train=default_train_config(context.model, longest),
+            seed=seed,
         )
 
     @property
@@ -129,6 +132,7 @@ class SearchSpace:
                 raise ConfigError(f"search parameter {name!r} is missing")
         chosen = tuple(s for s in self.sources if _flag(params[f"use:{s}"])) or self.sources
         changes: dict[str, Any] = {
+            "seed": self.seed,
             "learning_rate": float(params["learning_rate"]),
             "epochs": float(params["epochs"]),
             "batch_size": int(params["batch_size"]),
@@ -146,6 +150,7 @@ class SearchSpace:
                 dedupe=_flag(params["dedupe"]),
                 include_rationale=_flag(params["include_rationale"]),
                 max_records=int(params["max_records"]),
+                seed=self.seed,
             ),
             train=attrs.evolve(self.base_train, **changes),
             hypothesis=hypothesis,
@@ -155,8 +160,8 @@ class SearchSpace:
     def params(self, plan: Plan) -> dict[str, Any] | None:
         """The point ``plan`` sits at, or ``None`` if it lies outside this space.
 
-        A plan lies inside only if :meth:`plan` makes exactly it (hypothesis, focus and
-        parent aside) from the point read back: plans from elsewhere (a rule planner's,
+        A plan lies inside only if :meth:`plan` makes exactly it (hypothesis, focus,
+        parent and seeds aside) from the point read back: plans from elsewhere (a rule planner's,
         one with a transform or per-source caps) are left out of what a search learns from.
         """
         used = {s.source for s in plan.data.sources}
@@ -186,7 +191,15 @@ class SearchSpace:
             remade = self.plan(params, hypothesis=plan.hypothesis)
         except (ConfigError, ValueError):
             return None
-        if attrs.evolve(remade, focus=plan.focus, parent=plan.parent) != plan:
+        # Seeds are not searched: a trial run under another seed is still evidence.
+        remade = attrs.evolve(
+            remade,
+            focus=plan.focus,
+            parent=plan.parent,
+            data=attrs.evolve(remade.data, seed=plan.data.seed),
+            train=attrs.evolve(remade.train, seed=plan.train.seed),
+        )
+        if remade != plan:
             return None
         return params
 
@@ -220,7 +233,7 @@ class RandomPlanner:
         self._fit = RulePlanner()
 
     def propose(self, context: PlanningContext) -> Plan | None:
-        space = SearchSpace.for_context(context)
+        space = SearchSpace.for_context(context, seed=self.seed)
         # One stream per iteration, so a resumed run draws what the uninterrupted one would.
         rng = random.Random(f"{self.seed}:{len(context.memory.trials)}:{len(context.rejections)}")
         for _ in range(self.max_draws):
@@ -282,7 +295,7 @@ class TPEPlanner:
         return study
 
     def propose(self, context: PlanningContext) -> Plan | None:
-        space = SearchSpace.for_context(context)
+        space = SearchSpace.for_context(context, seed=self.seed)
         study = self._study(space, context)
         distributions = space.distributions()
         for _ in range(self.max_draws):
