@@ -243,6 +243,82 @@ def baseline_command(
     )
 
 
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@app.command("bench")
+def bench_command(
+    tasks: Annotated[
+        str, typer.Option("--tasks", help="Comma-separated task names (default: the 13 suite tasks).")
+    ] = "",
+    agents: Annotated[
+        str, typer.Option("--agents", help="Comma-separated: ft-agent, naive, random, tpe, llm.")
+    ] = "ft-agent,naive,random",
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0,1,2",
+    out: Annotated[
+        Path, typer.Option("--out", help="Benchmark folder: cells, table and runs (resumed if present).")
+    ] = Path("ftdojo-bench"),
+    model: ModelOption = DEFAULT_MODEL,
+    trials: Annotated[int, typer.Option("--trials", help="Most trials per run.")] = 3,
+    time_limit: Annotated[
+        float, typer.Option("--time", help="Wall-time budget per run, in seconds.")
+    ] = 1800.0,
+    tokens: Annotated[int | None, typer.Option("--tokens", help="Trained-token budget per run.")] = None,
+    base: Annotated[bool, typer.Option(help="Also score the untouched base model per task.")] = True,
+    home: HomeOption = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """Run every agent on every task for every seed with equal budgets, and print the table."""
+    from ftdojo import Budget, Dojo
+    from ftdojo.bench import builtin_agents, run_bench
+    from ftdojo.errors import FTDojoError
+    from ftdojo.tasks.registry import SUITE
+
+    known = builtin_agents()
+    chosen = _names(agents)
+    unknown = [a for a in chosen if a not in known]
+    if unknown:
+        err_console.print(f"[red]error:[/red] unknown agent(s) {unknown}; known: {sorted(known)}")
+        raise typer.Exit(2)
+    try:
+        seed_list = [int(s) for s in _names(seeds)]
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] --seeds must be integers, got {seeds!r}")
+        raise typer.Exit(2) from exc
+    dojo = Dojo(home=home, runs_dir=out / "runs", model=model, threads=threads)
+    budget = Budget(max_trials=trials, max_seconds=time_limit, max_train_tokens=tokens)
+
+    def report(cell: Any) -> None:
+        score = (
+            "failed: " + cell.error
+            if cell.error
+            else f"val {_score(cell.validation)} test {_score(cell.test)}"
+        )
+        err_console.print(f"{cell.task} · {cell.agent} · seed {cell.seed}: {score} ({cell.seconds:.0f}s)")
+
+    async def main() -> Any:
+        return await run_bench(
+            dojo,
+            tasks=_names(tasks) or list(SUITE),
+            agents={name: known[name] for name in chosen},
+            seeds=seed_list,
+            budget=budget,
+            out_dir=out,
+            model=model,
+            with_base=base,
+            on_cell=report,
+        )
+
+    try:
+        result = anyio.run(main)
+    except FTDojoError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(result.to_markdown(), markup=False)
+    console.print(f"table: {out / 'bench.md'}  data: {out / 'bench.json'}")
+
+
 def main() -> None:
     app()
 
