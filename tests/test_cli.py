@@ -62,3 +62,16 @@ def test_bench_names_an_unknown_agent(tmp_path: Path) -> None:
     result = runner.invoke(app, ["bench", "--agents", "ft-agent,oracle", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "oracle" in result.output
+
+
+def test_run_names_an_unknown_planner_and_a_missing_llm_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = runner.invoke(app, ["run", "math", "--planner", "oracle", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "oracle" in result.output
+    for name in ("FTDOJO_LLM_BASE_URL", "FTDOJO_LLM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    result = runner.invoke(app, ["run", "math", "--planner", "llm", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "FTDOJO_LLM_BASE_URL" in result.output

@@ -166,17 +166,42 @@ def run_command(
     threads: ThreadsOption = None,
     baseline: Annotated[bool, typer.Option(help="Also score the untouched base model.")] = True,
     resume: Annotated[str | None, typer.Option("--resume", help="Run id to resume.")] = None,
+    planner: Annotated[
+        str,
+        typer.Option(
+            "--planner",
+            help="rule (no LLM), tpe (Optuna search) or llm (an OpenAI endpoint from FTDOJO_LLM_*).",
+        ),
+    ] = "rule",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the plans (data sampling, training).")] = 0,
 ) -> None:
     """Run FT-Agent on TASK and print its trials and held-out score."""
     from ftdojo import Budget, Dojo, FTAgent
+    from ftdojo.agent import LLMPlanner, Planner, RulePlanner, TPEPlanner
     from ftdojo.errors import FTDojoError
+
+    planners: dict[str, Any] = {
+        "rule": lambda: RulePlanner(seed=seed),
+        "tpe": lambda: TPEPlanner(seed=seed),
+        "llm": LLMPlanner,
+    }
+    if planner not in planners:
+        err_console.print(f"[red]error:[/red] unknown planner {planner!r}; choose from {sorted(planners)}")
+        raise typer.Exit(2)
+    try:
+        chosen: Planner = planners[planner]()
+    except FTDojoError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
     progress = _Progress(time_limit)
     dojo = Dojo(home=home, runs_dir=runs_dir, model=model, threads=threads, on_event=progress)
     budget = Budget(max_trials=trials, max_seconds=time_limit, max_train_tokens=tokens)
 
     async def main() -> Any:
-        return await dojo.run(task, FTAgent(), budget=budget, run_id=resume, with_baseline=baseline)
+        return await dojo.run(
+            task, FTAgent(planner=chosen, seed=seed), budget=budget, run_id=resume, with_baseline=baseline
+        )
 
     try:
         with Live(progress, console=err_console, refresh_per_second=4, transient=True):
