@@ -10,12 +10,13 @@ import structlog
 from ftdojo.agent.analyzer import RuleAnalyzer
 from ftdojo.agent.memory import TrialTree
 from ftdojo.agent.planner import RulePlanner
-from ftdojo.agent.protocols import FeedbackAnalyzer, Memory, Planner, PlanningContext, Validator
+from ftdojo.agent.protocols import FeedbackAnalyzer, Memory, Planner, PlanningContext, Validator, Verdict
 from ftdojo.agent.validator import FailFastValidator
 from ftdojo.errors import BudgetExhausted
 
 if TYPE_CHECKING:
     from ftdojo.dojo import Session
+    from ftdojo.plans import Plan
 
 __all__ = ["FTAgent"]
 
@@ -45,6 +46,9 @@ class FTAgent:
         self.analyzer = analyzer or RuleAnalyzer()
         self.memory = memory or TrialTree()
         self.max_repairs = max_repairs
+        #: Every plan the validator rejected, with its verdict: the reasons, how long the
+        #: rejection took and how long the full trial would have taken.
+        self.rejected: list[tuple[Plan, Verdict]] = []
 
     async def run(self, session: Session) -> None:
         # A resumed run: rebuild memory from the journal's trials.
@@ -74,7 +78,15 @@ class FTAgent:
                 if verdict.ok:
                     plan = candidate
                     break
-                log.info("plan rejected", reasons=verdict.reasons, seconds=round(verdict.seconds, 2))
+                self.rejected.append((candidate, verdict))
+                log.info(
+                    "plan rejected",
+                    reasons=verdict.reasons,
+                    seconds=round(verdict.seconds, 2),
+                    projected_trial_seconds=(
+                        None if verdict.projected_seconds is None else round(verdict.projected_seconds)
+                    ),
+                )
                 rejections.extend(verdict.reasons)
                 self.memory.mark_tried(candidate)
             if plan is None:

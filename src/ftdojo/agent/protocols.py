@@ -83,7 +83,10 @@ class Verdict:
     ok: bool
     reasons: tuple[str, ...] = ()
     smoke: Feedback | None = None
+    #: How long validation took.
     seconds: float = 0.0
+    #: How long the full trial would have taken (projected; ``None`` if unknown).
+    projected_seconds: float | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -12,7 +12,51 @@ from ftdojo.plans import Plan
 if TYPE_CHECKING:
     from ftdojo.dojo import Session
 
-__all__ = ["FailFastValidator", "static_problems"]
+__all__ = ["FailFastValidator", "projected_seconds", "projected_tokens", "static_problems"]
+
+#: Share of a trial's time that goes to training (building and evaluating take the rest).
+_TRAIN_SHARE = 0.7
+
+
+def projected_tokens(plan: Plan, session: Session) -> float | None:
+    """Tokens the plan would train on (records x mean length x epochs), from the catalogue."""
+    known = set(session.catalog.source_ids)
+    if not plan.data.sources or not known.issuperset(s.source for s in plan.data.sources):
+        return None
+    records = min(
+        plan.data.max_records,
+        sum(s.max_records or session.catalog[s.source].records for s in plan.data.sources),
+    )
+    mean = sum(
+        sum(stats.mean for stats in session.catalog[s.source].token_stats.values()) for s in plan.data.sources
+    ) / len(plan.data.sources)
+    tokens = records * mean * plan.train.epochs
+    left = session.budget_left.train_tokens
+    # Training stops at the token budget, so a trial never trains more than is left.
+    return min(tokens, float(left)) if left >= 0 else tokens
+
+
+def projected_seconds(plan: Plan, session: Session) -> float | None:
+    """How long the full trial would take: its tokens over the throughput measured so far.
+
+    Before any trial has measured it, a prior from the model size (see
+    :data:`ftdojo.agent.planner.PARAMETER_TOKENS_PER_SECOND`).
+    """
+    from ftdojo.agent.planner import PARAMETER_TOKENS_PER_SECOND
+
+    tokens = projected_tokens(plan, session)
+    measured = [
+        t.feedback.training.tokens_per_second
+        for t in session.history
+        if t.feedback.training is not None and t.feedback.training.tokens_per_second > 0
+    ]
+    if measured:
+        throughput = max(measured)
+    elif session.model.parameters:
+        throughput = PARAMETER_TOKENS_PER_SECOND / session.model.parameters
+    else:
+        return None
+    return None if tokens is None else tokens / throughput / _TRAIN_SHARE
 
 
 def static_problems(plan: Plan, session: Session) -> list[str]:
@@ -88,9 +132,16 @@ class FailFastValidator:
 
     async def validate(self, plan: Plan, session: Session) -> Verdict:
         started = time.perf_counter()
+        # What the full trial would cost, so that a rejection's saving can be reported.
+        projected = projected_seconds(plan, session)
         problems = static_problems(plan, session)
         if problems or not self.needs_smoke(plan, session):
-            return Verdict(ok=not problems, reasons=tuple(problems), seconds=time.perf_counter() - started)
+            return Verdict(
+                ok=not problems,
+                reasons=tuple(problems),
+                seconds=time.perf_counter() - started,
+                projected_seconds=projected,
+            )
         feedback = await session.smoke(plan)
         reasons: list[str] = []
         if not feedback.ok:
@@ -102,5 +153,9 @@ class FailFastValidator:
         ):
             reasons.append("smoke run: the loss is not finite")
         return Verdict(
-            ok=not reasons, reasons=tuple(reasons), smoke=feedback, seconds=time.perf_counter() - started
+            ok=not reasons,
+            reasons=tuple(reasons),
+            smoke=feedback,
+            seconds=time.perf_counter() - started,
+            projected_seconds=projected,
         )
