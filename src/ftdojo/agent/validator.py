@@ -18,8 +18,8 @@ __all__ = ["FailFastValidator", "projected_seconds", "projected_tokens", "static
 _TRAIN_SHARE = 0.7
 
 
-def projected_tokens(plan: Plan, session: Session) -> float | None:
-    """Tokens the plan would train on (records x mean length x epochs), from the catalogue."""
+def _catalog_tokens(plan: Plan, session: Session) -> float | None:
+    """Records x mean length x epochs, from the catalogue; ``None`` if a source is unknown."""
     known = set(session.catalog.source_ids)
     if not plan.data.sources or not known.issuperset(s.source for s in plan.data.sources):
         return None
@@ -30,7 +30,14 @@ def projected_tokens(plan: Plan, session: Session) -> float | None:
     mean = sum(
         sum(stats.mean for stats in session.catalog[s.source].token_stats.values()) for s in plan.data.sources
     ) / len(plan.data.sources)
-    tokens = records * mean * plan.train.epochs
+    return records * mean * plan.train.epochs
+
+
+def projected_tokens(plan: Plan, session: Session) -> float | None:
+    """Tokens the plan would train on, from the catalogue, at most the token budget left."""
+    tokens = _catalog_tokens(plan, session)
+    if tokens is None:
+        return None
     left = session.budget_left.train_tokens
     # Training stops at the token budget, so a trial never trains more than is left.
     return min(tokens, float(left)) if left >= 0 else tokens
@@ -83,20 +90,11 @@ def static_problems(plan: Plan, session: Session) -> list[str]:
         except SyntaxError as exc:
             problems.append(f"data.transform_code does not compile: {exc}")
     tokens_left = session.budget_left.train_tokens
-    if tokens_left >= 0 and known.issuperset(s.source for s in plan.data.sources):
-        records = min(
-            plan.data.max_records,
-            sum(s.max_records or session.catalog[s.source].records for s in plan.data.sources),
+    projected = _catalog_tokens(plan, session)
+    if tokens_left >= 0 and projected is not None and projected > tokens_left * 1.5:
+        problems.append(
+            f"projected ~{projected:,.0f} trained tokens, but only {tokens_left:,} are left in the budget"
         )
-        mean = sum(
-            sum(stats.mean for stats in session.catalog[s.source].token_stats.values())
-            for s in plan.data.sources
-        ) / len(plan.data.sources)
-        projected = records * mean * plan.train.epochs
-        if projected > tokens_left * 1.5:
-            problems.append(
-                f"projected ~{projected:,.0f} trained tokens, but only {tokens_left:,} are left in the budget"
-            )
     return problems
 
 
