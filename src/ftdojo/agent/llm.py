@@ -128,7 +128,7 @@ def build_prompt(context: PlanningContext, *, history_limit: int = 12) -> str:
         "data": unstructure(DataRecipe(sources=(SourceSelection(source=first_source),))),
         "train": unstructure(default_train_config(context.model, 256.0)),
         "hypothesis": "what this trial tests and why",
-        "focus": "data | training | both",
+        "focus": "both",
         "parent": best.trial_id if best else None,
     }
     parts = [
