@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ftdojo import (
-    BudgetUsage,
     EvaluationFeedback,
     ExecutionFeedback,
     Feedback,
@@ -19,7 +18,6 @@ from ftdojo import (
 )
 from ftdojo.agent import (
     FTAgent,
-    PlanningContext,
     RandomPlanner,
     RandomSearchAgent,
     RuleAnalyzer,
@@ -29,17 +27,7 @@ from ftdojo.agent import (
     TrialTree,
 )
 from ftdojo.errors import ConfigError
-from test_planner import BIG, CARD, CATALOG, TINY  # tests/ is on sys.path (rootdir-less test files)
-
-
-def _context(memory: TrialTree, *, model=TINY, tokens: int = -1, trials: int = 5) -> PlanningContext:  # type: ignore[no-untyped-def]
-    return PlanningContext(
-        card=CARD,
-        catalog=CATALOG,
-        model=model,
-        memory=memory,
-        budget_left=BudgetUsage(trials=trials, seconds=-1.0, train_tokens=tokens),
-    )
+from test_planner import BIG, CATALOG, TINY, _context  # tests/ is on sys.path (rootdir-less test files)
 
 
 def _run(memory: TrialTree, plan: Plan, score: float | None) -> Trial:
