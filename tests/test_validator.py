@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import anyio
 import attrs
 import pytest
 
-from ftdojo import BudgetUsage, DataRecipe, Plan, SourceSelection, TrainConfig
+from ftdojo import Budget, BudgetUsage, DataRecipe, Plan, SourceSelection, TrainConfig
 from ftdojo.agent import FailFastValidator
 from ftdojo.agent.planner import PARAMETER_TOKENS_PER_SECOND
 from ftdojo.agent.validator import projected_seconds, projected_tokens, static_problems
@@ -62,3 +64,57 @@ def test_the_projection_never_exceeds_the_token_budget_left() -> None:
     assert projected_tokens(_plan(epochs=4.0), session) == 1000
     problems = static_problems(_plan(epochs=4.0), session)
     assert any("only 1,000 are left" in p for p in problems)
+
+
+class _OnePlanPlanner:
+    """Proposes one plan unless memory says it was tried (as RulePlanner does)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.proposed = 0
+
+    def propose(self, context: Any) -> Plan | None:
+        if context.memory.tried(self.plan):
+            return None
+        self.proposed += 1
+        return self.plan
+
+
+@pytest.mark.anyio
+async def test_rejections_are_journalled_with_their_cost_and_survive_a_resume(
+    ftdojo_home: Path, tmp_path: Path
+) -> None:
+    from ftdojo import Dojo, FTAgent, Rejection
+
+    bad = Plan(data=DataRecipe(sources=[SourceSelection(source="nowhere")]), train=TrainConfig(method="full"))
+    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny")
+    planner = _OnePlanPlanner(bad)
+    result = await dojo.run("math", FTAgent(planner=planner), budget=Budget(max_trials=2, max_seconds=600))
+    assert result.trials == ()
+    assert planner.proposed == 1
+    [rejection] = result.rejections
+    assert isinstance(rejection, Rejection)
+    assert rejection.plan == bad
+    assert any("no source 'nowhere'" in r for r in rejection.reasons)
+    assert 0 <= rejection.seconds < 0.5
+    journal = [json.loads(line) for line in (Path(result.run_dir) / "journal.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in journal].count("rejection") == 1
+
+    # A resumed agent knows the plan was rejected and does not validate it again.
+    resumed_planner = _OnePlanPlanner(bad)
+    resumed = await dojo.run(
+        "math",
+        FTAgent(planner=resumed_planner),
+        budget=Budget(max_trials=2, max_seconds=600),
+        run_id=result.run_id,
+    )
+    assert resumed_planner.proposed == 0
+    assert resumed.rejections == result.rejections
+
+
+def test_a_rejection_says_what_it_saved() -> None:
+    from ftdojo import Rejection
+
+    plan = _plan()
+    assert Rejection(plan=plan, reasons=("x",), seconds=2.0, projected_seconds=90.0).seconds_saved == 88.0
+    assert Rejection(plan=plan, reasons=("x",), seconds=2.0).seconds_saved is None

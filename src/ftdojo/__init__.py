@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     )
     from ftdojo.models import ModelInfo
     from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
-    from ftdojo.results import BaselineResult, Budget, BudgetUsage, RunResult, Trial
+    from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial
     from ftdojo.tasks.spec import Task
 
 # Names resolve on first use: the sandbox worker imports this package before it
@@ -87,6 +87,7 @@ _LAZY = {
     "ModelInfo": "ftdojo.models",
     "Plan": "ftdojo.plans",
     "PlanError": "ftdojo.errors",
+    "Rejection": "ftdojo.results",
     "RunResult": "ftdojo.results",
     "SandboxError": "ftdojo.errors",
     "SandboxTimeout": "ftdojo.errors",
@@ -152,6 +153,7 @@ __all__ = [
     "ModelInfo",
     "Plan",
     "PlanError",
+    "Rejection",
     "RunResult",
     "SandboxError",
     "SandboxTimeout",

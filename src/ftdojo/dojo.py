@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
@@ -49,7 +49,7 @@ from ftdojo.models import (
     resolve_local_model,
 )
 from ftdojo.plans import Plan
-from ftdojo.results import BaselineResult, Budget, BudgetUsage, RunResult, Trial
+from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
 from ftdojo.serialization import structure, to_json, unstructure
 from ftdojo.tasks.registry import get_task, task_reference
@@ -214,6 +214,21 @@ class Session:
         """Pick the trial scored on the test split (default: best validation score)."""
         self.__run.choose_final(trial_id)
 
+    @property
+    def rejections(self) -> tuple[Rejection, ...]:
+        """Plans rejected before they ran, this run and before a resume."""
+        return tuple(self.__run.rejections)
+
+    def record_rejection(
+        self, plan: Plan, reasons: Sequence[str], *, seconds: float, projected_seconds: float | None = None
+    ) -> Rejection:
+        """Journal a plan the agent's validator rejected: why, how long rejecting it took, and
+        how long the full trial would have taken. A resumed run keeps them (so a resumed agent
+        need not try the plan again) and the :class:`RunResult` lists them."""
+        return self.__run.record_rejection(
+            plan, tuple(reasons), seconds=seconds, projected_seconds=projected_seconds
+        )
+
 
 class _Run:
     """The state of one run; the session is its public face."""
@@ -228,8 +243,10 @@ class _Run:
         trials: list[Trial],
         seconds_before: float,
         tokens_before: int,
+        rejections: list[Rejection] | None = None,
     ) -> None:
         self.dojo = dojo
+        self.rejections: list[Rejection] = rejections if rejections is not None else []
         self.prepared = prepared
         self.run_id = run_dir.name
         self.run_dir = run_dir
@@ -257,6 +274,22 @@ class _Run:
         if not any(t.trial_id == trial_id and t.feedback.ok for t in self.trials):
             raise AgentError(f"cannot choose {trial_id!r}: no successful trial has that id")
         self.final_choice = trial_id
+
+    def record_rejection(
+        self, plan: Plan, reasons: tuple[str, ...], *, seconds: float, projected_seconds: float | None
+    ) -> Rejection:
+        if not isinstance(plan, Plan):
+            raise AgentError(f"record_rejection needs a Plan, got {type(plan).__name__}")
+        rejection = Rejection(
+            plan=plan,
+            reasons=tuple(str(r) for r in reasons),
+            seconds=float(seconds),
+            projected_seconds=None if projected_seconds is None else float(projected_seconds),
+            at=time.time(),
+        )
+        self.rejections.append(rejection)
+        self.journal.append("rejection", rejection=unstructure(rejection))
+        return rejection
 
     def _next_trial_id(self) -> str:
         return f"t{len(self.trials) + 1:03d}"
@@ -793,7 +826,7 @@ class Dojo:
         run_id = run_id or f"{prepared.task.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         run_dir = self.runs_dir / run_id
         journal = Journal(run_dir / "journal.jsonl")
-        trials, seconds_before, tokens_before = self._resume(journal, prepared)
+        trials, seconds_before, tokens_before, rejections = self._resume(journal, prepared)
         if not trials and not journal.path.exists():
             run_dir.mkdir(parents=True, exist_ok=True)
             journal.append(
@@ -806,7 +839,9 @@ class Dojo:
         else:
             log.info("resuming run", run_id=run_id, trials=len(trials))
             journal.append("run_resumed", run_id=run_id, trials=len(trials))
-        run = _Run(self, prepared, run_dir, budget, journal, trials, seconds_before, tokens_before)
+        run = _Run(
+            self, prepared, run_dir, budget, journal, trials, seconds_before, tokens_before, rejections
+        )
         bound = structlog.contextvars.bound_contextvars(run_id=run_id)
         with bound:
             stop_reason = "agent finished"
@@ -821,8 +856,11 @@ class Dojo:
             run.budgeter.stop()
             return await self._finish(run, stop_reason, with_baseline=with_baseline)
 
-    def _resume(self, journal: Journal, prepared: _Prepared) -> tuple[list[Trial], float, int]:
+    def _resume(
+        self, journal: Journal, prepared: _Prepared
+    ) -> tuple[list[Trial], float, int, list[Rejection]]:
         trials: list[Trial] = []
+        rejections: list[Rejection] = []
         seconds = 0.0
         tokens = 0
         for record in journal.records():
@@ -832,7 +870,9 @@ class Dojo:
                 trials.append(structure(record["trial"], Trial))
                 seconds = float(record.get("seconds", seconds))
                 tokens = int(record.get("tokens_total", tokens))
-        return trials, seconds, tokens
+            if record["kind"] == "rejection":
+                rejections.append(structure(record["rejection"], Rejection))
+        return trials, seconds, tokens, rejections
 
     async def _finish(self, run: _Run, stop_reason: str, *, with_baseline: bool) -> RunResult:
         prepared = run.prepared
@@ -883,6 +923,7 @@ class Dojo:
             usage=run.budgeter.usage(),
             stop_reason=stop_reason,
             baseline=baseline,
+            rejections=tuple(run.rejections),
         )
         run.journal.append("run_finished", result=unstructure(result))
         # A readable summary beside the journal (the journal stays the source of truth).

@@ -11,7 +11,7 @@ from ftdojo.errors import ConfigError
 from ftdojo.feedback import Feedback
 from ftdojo.plans import Plan
 
-__all__ = ["BaselineResult", "Budget", "BudgetUsage", "RunResult", "Trial"]
+__all__ = ["BaselineResult", "Budget", "BudgetUsage", "Rejection", "RunResult", "Trial"]
 
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -59,6 +59,25 @@ class Trial:
 
 
 @attrs.frozen(kw_only=True)
+class Rejection:
+    """A plan the agent's validator turned down before it cost a trial, and what that saved."""
+
+    plan: Plan
+    reasons: tuple[str, ...]
+    #: How long validation took to reject the plan (static checks, and a smoke run if any).
+    seconds: float
+    #: How long the full trial would have taken, projected; ``None`` when unknown.
+    projected_seconds: float | None = None
+    at: float = 0.0
+
+    @property
+    def seconds_saved(self) -> float | None:
+        if self.projected_seconds is None:
+            return None
+        return max(0.0, self.projected_seconds - self.seconds)
+
+
+@attrs.frozen(kw_only=True)
 class BaselineResult:
     """The untouched base model, scored on both splits."""
 
@@ -83,6 +102,8 @@ class RunResult:
     usage: BudgetUsage
     stop_reason: str
     baseline: BaselineResult | None = None
+    #: Plans rejected before they ran, in order (see :meth:`ftdojo.Session.record_rejection`).
+    rejections: tuple[Rejection, ...] = ()
 
     @property
     def final_trial(self) -> Trial | None:

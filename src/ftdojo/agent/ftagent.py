@@ -57,6 +57,9 @@ class FTAgent:
             if trial.trial_id not in known:
                 parent = next((t for t in self.memory.trials if t.trial_id == trial.plan.parent), None)
                 self.memory.record(trial, self.analyzer.analyze(trial, parent))
+        # Plans rejected before the resume stay rejected: proposing them again costs a validation.
+        for rejection in session.rejections:
+            self.memory.mark_tried(rejection.plan)
         while True:
             rejections: list[str] = []
             plan = None
@@ -79,6 +82,12 @@ class FTAgent:
                     plan = candidate
                     break
                 self.rejected.append((candidate, verdict))
+                session.record_rejection(
+                    candidate,
+                    verdict.reasons,
+                    seconds=verdict.seconds,
+                    projected_seconds=verdict.projected_seconds,
+                )
                 log.info(
                     "plan rejected",
                     reasons=verdict.reasons,
