@@ -27,6 +27,7 @@ class _Session:
         factory=lambda: BudgetUsage(trials=3, seconds=600.0, train_tokens=-1)
     )
     history: tuple[Any, ...] = ()
+    memory_limit_bytes: int | None = None
 
 
 def _plan(source: str = "worked", **train: Any) -> Plan:
@@ -118,3 +119,102 @@ def test_a_rejection_says_what_it_saved() -> None:
     plan = _plan()
     assert Rejection(plan=plan, reasons=("x",), seconds=2.0, projected_seconds=90.0).seconds_saved == 88.0
     assert Rejection(plan=plan, reasons=("x",), seconds=2.0).seconds_saved is None
+
+
+#: SmolLM2-135M's shape, as its config.json gives it.
+SMOLLM2 = attrs.evolve(
+    TINY,
+    parameters=134_515_008,
+    context_length=8192,
+    vocab_size=49152,
+    hidden_size=576,
+    intermediate_size=1536,
+    num_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+)
+
+
+def _lora(batch: int, length: int, **train: Any) -> Plan:
+    return Plan(
+        data=DataRecipe(sources=(SourceSelection(source="worked"),)),
+        train=TrainConfig(method="lora", batch_size=batch, max_length=length, **train),
+    )
+
+
+def test_projected_memory_matches_measured_peaks_and_grows_with_the_batch() -> None:
+    from ftdojo.agent.validator import RUNTIME_BYTES, projected_memory_bytes
+
+    # Measured train-stage peaks of SmolLM2 LoRA rank 16, batch 8 x 128: 3,310-3,960 MiB.
+    measured = projected_memory_bytes(_lora(8, 128), SMOLLM2)
+    assert measured is not None
+    assert 2_700 * 2**20 < measured < 4_500 * 2**20
+    double = projected_memory_bytes(_lora(16, 128), SMOLLM2)
+    assert double is not None
+    assert double - RUNTIME_BYTES > 1.5 * (measured - RUNTIME_BYTES)  # activations dominate
+    # bf16 autocast halves activations, the logits stay fp32.
+    bf16 = projected_memory_bytes(_lora(8, 128, precision="bf16"), SMOLLM2)
+    assert bf16 is not None
+    assert bf16 < measured
+    # Full fine-tuning keeps gradients and two Adam moments for every parameter.
+    full = projected_memory_bytes(
+        attrs.evolve(_lora(8, 128), train=TrainConfig(method="full", max_length=128)), SMOLLM2
+    )
+    assert full is not None
+    assert full - measured > 12 * SMOLLM2.parameters * 0.9
+    # Short records pad short batches: the longest record bounds the batch, not max_length.
+    padded = projected_memory_bytes(_lora(8, 4096), SMOLLM2, longest_tokens=128)
+    assert padded == pytest.approx(measured)
+    # Without a parameter count there is nothing to project.
+    assert projected_memory_bytes(_lora(8, 128), attrs.evolve(TINY, parameters=0)) is None
+
+
+def test_a_plan_projected_past_the_memory_limit_is_rejected_statically() -> None:
+    session = _Session(model=SMOLLM2, memory_limit_bytes=16 * 2**30)
+    # The catalogue's records are short (3 fields of p99 80 tokens), so only a huge batch fails.
+    assert not any("memory" in p for p in static_problems(_lora(8, 512), session))
+    problems = static_problems(_lora(512, 512), session)
+    assert any("projected peak memory" in p and "train.batch_size 512" in p for p in problems)
+    session.memory_limit_bytes = None
+    assert not any("memory" in p for p in static_problems(_lora(512, 512), session))
+
+
+@attrs.define
+class _SmokingSession(_Session):
+    """A session whose smoke run reports the given loss curve."""
+
+    losses: tuple[float, ...] = ()
+    smokes: int = 0
+
+    async def smoke(self, plan: Plan) -> Any:
+        from ftdojo import ExecutionFeedback, Feedback, LossPoint, TrainingFeedback
+
+        self.smokes += 1
+        points = tuple(LossPoint(step=i + 1, loss=loss) for i, loss in enumerate(self.losses))
+        return Feedback(
+            trial_id="smoke001",
+            execution=ExecutionFeedback(ok=True),
+            training=TrainingFeedback(steps=len(points), epochs=0.1, tokens_trained=100, losses=points),
+        )
+
+
+@pytest.mark.parametrize(
+    ("losses", "reason"),
+    [
+        ((4.0, 3.5, 3.1, 2.9), None),
+        ((4.0, 4.3, 3.9, 4.1), None),  # wobbles on different batches are not a rise
+        ((4.0, 9.0, 14.0, 30.0), "rose from 4.000 to 30.000"),
+        ((4.0, 3.0, float("nan"), 2.0), "not finite"),
+    ],
+)
+def test_the_smoke_run_must_show_a_finite_loss_that_does_not_climb(
+    losses: tuple[float, ...], reason: str | None
+) -> None:
+    session = _SmokingSession(losses=losses)
+    verdict = anyio.run(FailFastValidator(smoke="always").validate, _plan(learning_rate=0.5), session)
+    assert session.smokes == 1
+    if reason is None:
+        assert verdict.ok, verdict.reasons
+    else:
+        assert not verdict.ok
+        assert any(reason in r for r in verdict.reasons), verdict.reasons

@@ -190,6 +190,11 @@ class Session:
         return self.__run.budgeter.budget
 
     @property
+    def memory_limit_bytes(self) -> int | None:
+        """The training stage's memory limit in the sandbox; ``None`` when unlimited."""
+        return self.__run.dojo.limits.train.memory_bytes
+
+    @property
     def budget_left(self) -> BudgetUsage:
         """What is left on each axis of the budget; ``-1`` where the axis has no limit."""
         return self.__run.budgeter.left()

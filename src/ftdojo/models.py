@@ -112,6 +112,12 @@ class ModelInfo:
     context_length: int
     has_chat_template: bool
     vocab_size: int
+    #: The transformer's shape, for memory projections; 0 where the config does not say.
+    hidden_size: int = 0
+    intermediate_size: int = 0
+    num_layers: int = 0
+    num_attention_heads: int = 0
+    num_key_value_heads: int = 0
 
 
 def resolve_local_model(name: str, home: Path) -> Path | None:
@@ -190,7 +196,21 @@ def model_info(name: str, folder: Path) -> ModelInfo:
         context_length=int(config.get("max_position_embeddings", 2048)),
         has_chat_template=has_chat_template,
         vocab_size=int(config.get("vocab_size", 0)),
+        hidden_size=_config_int(config, "hidden_size", "n_embd", "d_model"),
+        intermediate_size=_config_int(config, "intermediate_size", "n_inner", "ffn_dim"),
+        num_layers=_config_int(config, "num_hidden_layers", "n_layer", "num_layers"),
+        num_attention_heads=_config_int(config, "num_attention_heads", "n_head"),
+        num_key_value_heads=_config_int(config, "num_key_value_heads", "num_attention_heads", "n_head"),
     )
+
+
+def _config_int(config: dict[str, Any], *keys: str) -> int:
+    """The first of ``keys`` that the config sets to a positive integer, else 0."""
+    for key in keys:
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return 0
 
 
 def locate_gguf(spec: GgufSpec, home: Path) -> Path | None:
