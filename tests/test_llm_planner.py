@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +201,141 @@ def test_the_server_answers_500_once_its_script_is_used_up() -> None:
         assert planner.propose(_context()) is not None
         with pytest.raises(LLMError, match="no scripted reply left"):
             planner.propose(_context())
+
+
+ANSWER_ONLY = [
+    {"question": "What is 2 + 2?", "answer": "4"},
+    {"question": "What is 3 + 5?", "answer": "8"},
+    {"question": "What is 9 - 3?", "answer": "6"},
+]
+
+
+def _synthesis_context(memory: TrialTree | None = None, *, readable: bool = True) -> PlanningContext:
+    import attrs
+
+    worked = attrs.evolve(
+        CATALOG["worked"],
+        samples=({"question": "What is 1 + 1?", "answer": "2", "solution": "1 + 1 = 2. The answer is 2."},),
+    )
+    catalog = attrs.evolve(
+        CATALOG, entries=tuple(worked if e.source_id == "worked" else e for e in CATALOG.entries)
+    )
+    records = {"answers": ANSWER_ONLY}
+    return attrs.evolve(
+        _context(memory),
+        catalog=catalog,
+        read_source=(lambda source: iter(records.get(source, []))) if readable else None,
+    )
+
+
+def test_rationales_for_answer_only_records_are_synthesized_within_the_call_limit() -> None:
+    from ftdojo.agent.llm import record_key
+
+    replies = [
+        _plan_json("answers"),
+        json.dumps({"solution": "2 + 2 = 4. The answer is 4."}),
+        json.dumps({"solution": "I do not know."}),  # lacks the answer: discarded
+    ]
+    with ChatCompletionsServer(replies) as server:
+        planner = LLMPlanner(
+            LLMConfig(base_url=server.base_url, model="scripted", timeout=5.0), synthesize_rationales=2
+        )
+        plan = planner.propose(_synthesis_context())
+        assert plan is not None
+        assert len(server.requests) == 3  # one plan, then the call limit of two rationales
+        rationale_prompt = _last_user_message(server.requests[1])
+        assert "1 + 1 = 2. The answer is 2." in rationale_prompt  # the sibling's example
+        assert "What is 2 + 2?" in rationale_prompt
+        assert planner.synthesizer is not None
+        assert (planner.synthesizer.calls, planner.synthesizer.discarded) == (2, 1)
+        assert "1 rationales written by the LLM" in plan.hypothesis
+
+        # The rationales travel inside the plan, as data for the sandboxed build's transform.
+        assert plan.data.transform_code is not None
+        namespace: dict[str, object] = {}
+        exec(compile(plan.data.transform_code, "<transform>", "exec"), namespace)
+        transform = namespace["transform"]
+        first, second, third = (transform(dict(r)) for r in ANSWER_ONLY)  # type: ignore[operator]
+        assert first["solution"] == "2 + 2 = 4. The answer is 4."
+        assert "solution" not in second
+        assert "solution" not in third
+        assert record_key(first, "solution") == record_key(ANSWER_ONLY[0], "solution")
+        worked = {"question": "q", "answer": "1", "solution": "kept"}
+        assert transform(dict(worked)) == worked  # type: ignore[operator]
+
+        # A later plan reuses what was written; the limit allows no new requests.
+        server.add(_plan_json("answers", learning_rate=0.002))
+        again = planner.propose(_synthesis_context())
+        assert again is not None
+        assert len(server.requests) == 4
+        assert again.data.transform_code == plan.data.transform_code
+
+
+def test_no_synthesis_without_raw_access_or_when_the_plan_drops_rationales() -> None:
+    no_rationale = json.dumps(
+        {
+            "data": {"sources": [{"source": "answers"}], "include_rationale": False},
+            "train": {"method": "full"},
+        }
+    )
+    with ChatCompletionsServer([_plan_json("answers"), no_rationale]) as server:
+        planner = LLMPlanner(
+            LLMConfig(base_url=server.base_url, model="scripted", timeout=5.0), synthesize_rationales=5
+        )
+        blind = planner.propose(_synthesis_context(readable=False))
+        assert blind is not None
+        assert blind.data.transform_code is None
+        plain = planner.propose(_synthesis_context())
+        assert plain is not None
+        assert plain.data.transform_code is None
+        assert len(server.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_synthesized_rationales_run_in_the_sandboxed_build(ftdojo_home: Path, tmp_path: Path) -> None:
+    """The transform that carries the rationales compiles and runs in a real build."""
+    from ftdojo import Budget, Dojo, Session
+
+    seen: dict[str, object] = {}
+
+    class _SmokeOnly:
+        async def run(self, session: Session) -> None:
+            first = list(itertools.islice(session.read_source("answers_only"), 2))
+            plan_json = json.dumps(
+                {
+                    "data": {"sources": [{"source": "answers_only"}], "max_records": 50},
+                    "train": {"method": "full", "max_steps": 2, "batch_size": 4, "max_length": 256},
+                }
+            )
+            answers = [
+                json.dumps({"solution": f"Work it out. The answer is \\boxed{{{r['answer']}}}."})
+                for r in first
+            ]
+            with ChatCompletionsServer([plan_json, *answers]) as server:
+                planner = LLMPlanner(
+                    LLMConfig(base_url=server.base_url, model="scripted", timeout=5.0),
+                    synthesize_rationales=2,
+                )
+                context = PlanningContext(
+                    card=session.card,
+                    catalog=session.catalog,
+                    model=session.model,
+                    memory=TrialTree(),
+                    budget_left=session.budget_left,
+                    read_source=session.read_source,
+                )
+                plan = planner.propose(context)
+            assert plan is not None
+            seen["plan"] = plan
+            seen["feedback"] = await session.smoke(plan)
+
+    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny")
+    await dojo.run("math", _SmokeOnly(), budget=Budget(max_trials=1, max_seconds=300))
+    plan, feedback = seen["plan"], seen["feedback"]
+    assert isinstance(plan, Plan)
+    assert "2 rationales written by the LLM" in plan.hypothesis
+    assert isinstance(feedback, Feedback)
+    assert feedback.ok, feedback.execution.root_cause
+    assert feedback.data is not None
+    transform = next(s for s in feedback.data.steps if s.step == "transform")
+    assert transform.records_in == transform.records_out > 0

@@ -174,6 +174,13 @@ def run_command(
         ),
     ] = "rule",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the plans (data sampling, training).")] = 0,
+    llm_rationales: Annotated[
+        int,
+        typer.Option(
+            "--llm-rationales",
+            help="With --planner llm: most requests for rationales of answer-only records (0: none).",
+        ),
+    ] = 0,
 ) -> None:
     """Run FT-Agent on TASK and print its trials and held-out score."""
     from ftdojo import Budget, Dojo, FTAgent
@@ -183,7 +190,7 @@ def run_command(
     planners: dict[str, Any] = {
         "rule": lambda: RulePlanner(seed=seed),
         "tpe": lambda: TPEPlanner(seed=seed),
-        "llm": LLMPlanner,
+        "llm": lambda: LLMPlanner(synthesize_rationales=llm_rationales),
     }
     if planner not in planners:
         err_console.print(f"[red]error:[/red] unknown planner {planner!r}; choose from {sorted(planners)}")

@@ -3,7 +3,7 @@
 from ftdojo.agent.analyzer import RuleAnalyzer
 from ftdojo.agent.baselines import NaiveAgent, RandomSearchAgent, naive_plan
 from ftdojo.agent.ftagent import FTAgent
-from ftdojo.agent.llm import LLMConfig, LLMPlanner
+from ftdojo.agent.llm import LLMConfig, LLMPlanner, RationaleSynthesizer
 from ftdojo.agent.memory import TrialTree
 from ftdojo.agent.planner import RulePlanner
 from ftdojo.agent.protocols import (
@@ -35,6 +35,7 @@ __all__ = [
     "PlanningContext",
     "RandomPlanner",
     "RandomSearchAgent",
+    "RationaleSynthesizer",
     "RuleAnalyzer",
     "RulePlanner",
     "SearchSpace",

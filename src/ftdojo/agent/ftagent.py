@@ -71,6 +71,7 @@ class FTAgent:
                     memory=self.memory,
                     budget_left=session.budget_left,
                     rejections=tuple(rejections),
+                    read_source=session.read_source,
                 )
                 # In a worker thread: a planner may block (an LLM planner waits on HTTP,
                 # bounded by its timeout), and the event loop must keep serving the run.

@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 
-from ftdojo.agent.planner import default_train_config
+from ftdojo.agent.planner import assess_sources, default_train_config, rationale_field
 from ftdojo.agent.protocols import PlanningContext
 from ftdojo.errors import ConfigError, LLMError, PlanError
 from ftdojo.plans import DataRecipe, Plan, SourceSelection
@@ -38,7 +38,7 @@ from ftdojo.serialization import structure, unstructure
 if TYPE_CHECKING:
     from ftdojo.results import Trial
 
-__all__ = ["LLMConfig", "LLMPlanner"]
+__all__ = ["LLMConfig", "LLMPlanner", "RationaleSynthesizer"]
 
 log = structlog.get_logger("ftdojo.agent.llm")
 
@@ -195,12 +195,26 @@ def _openai() -> Any:
 class LLMPlanner:
     """Plans with a chat model over an OpenAI-compatible endpoint (see the module docstring)."""
 
-    def __init__(self, config: LLMConfig | None = None, *, client: Any = None) -> None:
+    def __init__(
+        self,
+        config: LLMConfig | None = None,
+        *,
+        client: Any = None,
+        synthesize_rationales: int = 0,
+    ) -> None:
+        """``synthesize_rationales`` > 0 lets the planner ask the endpoint for that many worked
+        rationales (one request each, over the whole run) for answer-only records of the
+        sources its plans use; see :class:`RationaleSynthesizer`."""
         self.config = config if config is not None else LLMConfig.from_env()
         self._client = client
         #: Requests sent and answers rejected, for reports.
         self.requests = 0
         self.repairs = 0
+        self.synthesizer = (
+            RationaleSynthesizer(self.complete, max_calls=synthesize_rationales)
+            if synthesize_rationales > 0
+            else None
+        )
 
     def _chat(self) -> Any:
         if self._client is None:
@@ -252,7 +266,7 @@ class LLMPlanner:
         for _ in range(self.config.max_repairs + 1):
             answer = self.complete(messages)
             try:
-                return parse_answer(answer, context)
+                plan = parse_answer(answer, context)
             except PlanError as exc:
                 problem = exc
                 self.repairs += 1
@@ -264,7 +278,188 @@ class LLMPlanner:
                         "content": f"That answer is invalid: {exc}. Reply with one corrected JSON object.",
                     },
                 ]
+                continue
+            if plan is not None and self.synthesizer is not None:
+                plan = self.synthesizer.enrich(plan, context)
+            return plan
         raise LLMError(
             f"{self.config.base_url} ({self.config.model}) gave no valid plan in "
             f"{self.config.max_repairs + 1} answers; the last problem: {problem}"
         )
+
+
+_ANSWER_FIELDS = ("answer", "label", "target", "output", "final_answer")
+
+RATIONALE_PROMPT = """\
+Task: {task}
+{description}
+Output format the evaluator reads: {output_format}
+
+Here is a record with a worked {field}:
+{example}
+
+Write the {field} for this record, in the same style, ending with the given answer in the \
+output format:
+{record}
+
+Reply with one JSON object: {{"{field}": "..."}}"""
+
+
+class RationaleSynthesizer:
+    """Worked rationales for answer-only records, written by the chat endpoint.
+
+    A source is answer-only when its records lack the rationale field (``solution``,
+    ``rationale``, ...) that a sibling source of the same task fills; the sibling's
+    catalogue sample is the example the endpoint imitates. Each record costs one request,
+    and at most ``max_calls`` requests are made over the planner's life (answers are
+    cached, so later plans reuse them for free). A rationale that does not contain the
+    record's answer is discarded: it would teach a wrong derivation.
+
+    The rationales reach the sandboxed build as data inside the plan's ``transform_code``
+    (a JSON table keyed by the record's other fields), so the build stays offline and the
+    plan stays a complete, replayable description of the trial.
+    """
+
+    def __init__(
+        self, complete: Callable[[list[dict[str, str]]], str | None], *, max_calls: int = 20
+    ) -> None:
+        if max_calls < 0:
+            raise ConfigError(f"max_calls must not be negative, got {max_calls}")
+        self._complete = complete
+        self.max_calls = max_calls
+        self.calls = 0
+        #: Answers discarded (no JSON, no rationale, or the answer missing from it).
+        self.discarded = 0
+        #: field -> record key -> rationale
+        self._rationales: dict[str, dict[str, str]] = {}
+        self._asked: set[tuple[str, str]] = set()
+
+    def enrich(self, plan: Plan, context: PlanningContext) -> Plan:
+        """``plan`` with synthesized rationales for its answer-only sources, when any apply."""
+        if not plan.data.include_rationale or plan.data.transform_code is not None:
+            return plan
+        if context.read_source is None:
+            return plan
+        assessed = {a.source_id: a for a in assess_sources(context.catalog)}
+        filled = 0
+        fields: set[str] = set()
+        for selection in plan.data.sources:
+            assessment = assessed.get(selection.source)
+            if assessment is None or assessment.has_rationale or assessment.off_domain:
+                continue
+            sibling = self._sibling(selection.source, context)
+            if sibling is None:
+                continue
+            field, example = sibling
+            filled += self._synthesize(selection.source, field, example, context)
+            if self._rationales.get(field):
+                fields.add(field)
+        table = {f: self._rationales[f] for f in sorted(fields) if self._rationales.get(f)}
+        if not table:
+            return plan
+        count = sum(len(v) for v in table.values())
+        return attrs.evolve(
+            plan,
+            data=attrs.evolve(plan.data, transform_code=_transform_code(table)),
+            hypothesis=(
+                plan.hypothesis + f" (with {count} rationales written by the LLM for answer-only records)"
+            ).strip(),
+        )
+
+    @staticmethod
+    def _sibling(source_id: str, context: PlanningContext) -> tuple[str, dict[str, Any]] | None:
+        """The rationale field and an example record from a source with the same fields that fills it."""
+        entry = context.catalog[source_id]
+        for other in context.catalog.entries:
+            field = rationale_field(other)
+            if other.source_id == source_id or field is None:
+                continue
+            if set(entry.fields) - {field} <= set(other.fields) and other.samples:
+                example = next((s for s in other.samples if str(s.get(field) or "").strip()), None)
+                if example is not None:
+                    return field, example
+        return None
+
+    def _synthesize(
+        self, source_id: str, field: str, example: dict[str, Any], context: PlanningContext
+    ) -> int:
+        assert context.read_source is not None
+        table = self._rationales.setdefault(field, {})
+        made = 0
+        for record in context.read_source(source_id):
+            if self.calls >= self.max_calls:
+                break
+            if str(record.get(field) or "").strip():
+                continue
+            key = record_key(record, field)
+            if (field, key) in self._asked:
+                continue
+            self._asked.add((field, key))
+            rationale = self._ask(record, field, example, context)
+            if rationale is not None:
+                table[key] = rationale
+                made += 1
+        return made
+
+    def _ask(
+        self, record: dict[str, Any], field: str, example: dict[str, Any], context: PlanningContext
+    ) -> str | None:
+        card = context.card
+        prompt = RATIONALE_PROMPT.format(
+            task=card.name,
+            description=card.description,
+            output_format=card.output_format,
+            field=field,
+            example=json.dumps(example, ensure_ascii=False)[:1500],
+            record=json.dumps(record, ensure_ascii=False)[:1500],
+        )
+        self.calls += 1
+        answer = self._complete([{"role": "user", "content": prompt}])
+        rationale = _rationale_in(answer, field)
+        expected = next((str(record[f]).strip() for f in _ANSWER_FIELDS if f in record), None)
+        if rationale is None or (expected and expected not in rationale):
+            self.discarded += 1
+            log.info("synthesized rationale discarded", field=field, answer=(answer or "")[:200])
+            return None
+        return rationale
+
+
+def record_key(record: dict[str, Any], field: str) -> str:
+    """A record's identity without its rationale field: what the transform looks rationales up by."""
+    return json.dumps({k: v for k, v in record.items() if k != field}, sort_keys=True, ensure_ascii=False)
+
+
+def _rationale_in(answer: str | None, field: str) -> str | None:
+    if not answer:
+        return None
+    fenced = _FENCE.search(answer)
+    body = fenced.group(1) if fenced else answer
+    start, end = body.find("{"), body.rfind("}")
+    if start < 0 or end < start:
+        return None
+    try:
+        data = json.loads(body[start : end + 1])
+    except json.JSONDecodeError:
+        return None
+    value = data.get(field) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value.strip() or len(value) > 4000:
+        return None
+    return value.strip()
+
+
+def _transform_code(table: dict[str, dict[str, str]]) -> str:
+    """``transform_code`` that fills each field from ``table`` where a record leaves it empty."""
+    return (
+        "import json\n"
+        f"_RATIONALES = json.loads({json.dumps(json.dumps(table, sort_keys=True, ensure_ascii=False))})\n"
+        "\n"
+        "def transform(record):\n"
+        "    for field, by_key in _RATIONALES.items():\n"
+        "        if str(record.get(field) or '').strip():\n"
+        "            continue\n"
+        "        key = json.dumps({k: v for k, v in record.items() if k != field}, sort_keys=True,"
+        " ensure_ascii=False)\n"
+        "        if key in by_key:\n"
+        "            record = {**record, field: by_key[key]}\n"
+        "    return record\n"
+    )

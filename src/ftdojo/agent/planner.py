@@ -21,7 +21,13 @@ from ftdojo.cards import CatalogEntry, DataCatalog
 from ftdojo.models import ModelInfo
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
 
-__all__ = ["RulePlanner", "SourceAssessment", "assess_sources", "default_train_config"]
+__all__ = [
+    "RulePlanner",
+    "SourceAssessment",
+    "assess_sources",
+    "default_train_config",
+    "rationale_field",
+]
 
 _RATIONALE_FIELDS = ("solution", "rationale", "reasoning", "explanation", "steps", "cot", "thought")
 _OFF_DOMAIN = re.compile(r"off[- ]domain|unrelated|general[- ]knowledge|not (?:about|related)", re.I)
@@ -50,12 +56,17 @@ def assess_sources(catalog: DataCatalog) -> tuple[SourceAssessment, ...]:
     return tuple(_assess(e) for e in catalog.entries)
 
 
+def rationale_field(entry: CatalogEntry) -> str | None:
+    """The field of a source that holds worked reasoning (``solution``, ``rationale``, ...), if any."""
+    return next((f for f in entry.fields if f.lower() in _RATIONALE_FIELDS), None)
+
+
 def _assess(entry: CatalogEntry) -> SourceAssessment:
-    rationale_field = next((f for f in entry.fields if f.lower() in _RATIONALE_FIELDS), None)
+    field = rationale_field(entry)
     has_rationale = False
-    if rationale_field is not None:
+    if field is not None:
         # The catalogue's factual line says how many records fill the field.
-        match = re.search(rf"([\d.]+)% '{re.escape(rationale_field)}'", entry.note)
+        match = re.search(rf"([\d.]+)% '{re.escape(field)}'", entry.note)
         has_rationale = match is None or float(match.group(1)) >= 50.0
     practitioner_note = entry.note.split("\n")[0]
     return SourceAssessment(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -100,6 +101,11 @@ class PlanningContext:
     budget_left: BudgetUsage
     #: Reasons the validator gave for the plans it rejected in this iteration.
     rejections: tuple[str, ...] = ()
+    #: Reads one raw source's records (:meth:`ftdojo.Session.read_source`), for planners
+    #: that look past the catalogue; ``None`` where the caller offers no raw access.
+    read_source: Callable[[str], Iterable[dict[str, Any]]] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
 
 
 @runtime_checkable
