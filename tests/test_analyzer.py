@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ftdojo import (
+    DataFeedback,
     DataRecipe,
     ErrorKind,
     EvaluationFeedback,
@@ -45,6 +46,7 @@ trainings = st.builds(
     epochs=st.floats(0, 10),
     tokens_trained=st.integers(0, 10**7),
     losses=st.lists(st.builds(LossPoint, step=st.integers(0, 1000), loss=finite), max_size=30).map(tuple),
+    diverged=st.booleans(),
 )
 evaluations = st.builds(
     EvaluationFeedback,
@@ -54,9 +56,31 @@ evaluations = st.builds(
     per_category=st.dictionaries(st.sampled_from(["add", "sub", "mul"]), unit),
     format_compliance=unit,
 )
+
+
+def _data_feedback(checked: dict[str, int], failure_share: dict[str, float], dropped: int) -> DataFeedback:
+    failed = {s: int(n * failure_share.get(s, 0.0)) for s, n in checked.items()}
+    return DataFeedback(
+        records=sum(checked.values()) - sum(failed.values()),
+        tokens=1000,
+        too_long_dropped=dropped,
+        verified_per_source=checked,
+        failed_verification_per_source=failed,
+        failed_verification=sum(failed.values()),
+    )
+
+
+SOURCES = st.sampled_from(["clean", "forum", "scrape"])
+datas = st.builds(
+    _data_feedback,
+    st.dictionaries(SOURCES, st.integers(0, 500)),
+    st.dictionaries(SOURCES, unit),
+    st.integers(0, 100),
+)
 feedbacks = st.builds(
     Feedback,
     trial_id=st.just("t001"),
+    data=st.none() | datas,
     execution=st.builds(
         ExecutionFeedback,
         ok=st.booleans(),
@@ -138,3 +162,66 @@ def test_regression_and_weak_category_are_found() -> None:
     kinds = {f.kind for f in diagnosis.findings}
     assert {FindingKind.REGRESSION, FindingKind.FORMAT_NONCOMPLIANCE, FindingKind.WEAK_CATEGORY} <= kinds
     assert [f.subject for f in diagnosis.of(FindingKind.WEAK_CATEGORY)] == ["mul"]
+
+
+def _parent(evaluation: EvaluationFeedback | None) -> Trial | None:
+    if evaluation is None:
+        return None
+    return _trial(
+        Feedback(trial_id="t000", execution=ExecutionFeedback(ok=True), evaluation=evaluation),
+        trial_id="t000",
+    )
+
+
+@given(feedbacks)
+def test_divergence_is_diagnosed_exactly_when_the_evidence_shows_it(feedback: Feedback) -> None:
+    training = feedback.training
+    non_finite = training is not None and any(not math.isfinite(p.loss) for p in training.losses)
+    reported = training is not None and training.diverged
+    failed = not feedback.execution.ok and feedback.execution.error_kind is ErrorKind.DIVERGED
+    diagnosis = RuleAnalyzer().analyze(_trial(feedback), None)
+    assert diagnosis.has(FindingKind.DIVERGENCE) == (non_finite or reported or failed)
+
+
+@given(feedbacks, st.none() | evaluations)
+def test_regression_and_improvement_follow_the_parent_score(
+    feedback: Feedback, parent_eval: EvaluationFeedback | None
+) -> None:
+    parent = _parent(parent_eval)
+    diagnosis = RuleAnalyzer().analyze(_trial(feedback, parent="t000" if parent else None), parent)
+    child = feedback.evaluation
+    compared = child is not None and parent_eval is not None
+    assert diagnosis.has(FindingKind.REGRESSION) == (compared and child.score < parent_eval.score)  # type: ignore[union-attr]
+    assert diagnosis.has(FindingKind.IMPROVEMENT) == (compared and child.score > parent_eval.score)  # type: ignore[union-attr]
+    for finding in diagnosis.of(FindingKind.REGRESSION):
+        assert finding.subject == "t000"
+
+
+@given(feedbacks)
+def test_findings_name_only_subjects_that_the_feedback_holds(feedback: Feedback) -> None:
+    analyzer = RuleAnalyzer()
+    diagnosis = analyzer.analyze(_trial(feedback), None)
+    noisy = {f.subject for f in diagnosis.of(FindingKind.NOISY_SOURCE)}
+    data = feedback.data
+    expected = set()
+    if data is not None:
+        expected = {
+            s
+            for s, n in data.verified_per_source.items()
+            if n and data.failed_verification_per_source.get(s, 0) / n > analyzer.noisy_share
+        }
+    assert noisy == expected
+    weak = {f.subject for f in diagnosis.of(FindingKind.WEAK_CATEGORY)}
+    categories = set(feedback.evaluation.per_category) if feedback.evaluation else set()
+    assert weak <= categories
+
+
+def test_a_noisy_source_is_named_with_its_counts() -> None:
+    feedback = Feedback(
+        trial_id="t001",
+        execution=ExecutionFeedback(ok=True),
+        data=_data_feedback({"clean": 200, "forum": 100}, {"clean": 0.01, "forum": 0.4}, 0),
+    )
+    [finding] = RuleAnalyzer().analyze(_trial(feedback), None).of(FindingKind.NOISY_SOURCE)
+    assert finding.subject == "forum"
+    assert finding.evidence == "40 of 100 records of forum failed verification"

@@ -292,7 +292,9 @@ def test_no_synthesis_without_raw_access_or_when_the_plan_drops_rationales() -> 
 
 
 @pytest.mark.anyio
-async def test_synthesized_rationales_run_in_the_sandboxed_build(ftdojo_home: Path, tmp_path: Path) -> None:
+async def test_synthesized_rationales_and_verification_counts_in_the_sandboxed_build(
+    ftdojo_home: Path, tmp_path: Path
+) -> None:
     """The transform that carries the rationales compiles and runs in a real build."""
     from ftdojo import Budget, Dojo, Session
 
@@ -303,7 +305,11 @@ async def test_synthesized_rationales_run_in_the_sandboxed_build(ftdojo_home: Pa
             first = list(itertools.islice(session.read_source("answers_only"), 2))
             plan_json = json.dumps(
                 {
-                    "data": {"sources": [{"source": "answers_only"}], "max_records": 50},
+                    "data": {
+                        "sources": [{"source": "answers_only"}, {"source": "forum_scrape"}],
+                        "verified_only": True,
+                        "max_records": 50,
+                    },
                     "train": {"method": "full", "max_steps": 2, "batch_size": 4, "max_length": 256},
                 }
             )
@@ -339,3 +345,7 @@ async def test_synthesized_rationales_run_in_the_sandboxed_build(ftdojo_home: Pa
     assert feedback.data is not None
     transform = next(s for s in feedback.data.steps if s.step == "transform")
     assert transform.records_in == transform.records_out > 0
+    # Verification is counted per source, so a noisy source can be named.
+    assert set(feedback.data.verified_per_source) == {"answers_only", "forum_scrape"}
+    assert feedback.data.failed_verification_per_source.get("forum_scrape", 0) > 0
+    assert sum(feedback.data.failed_verification_per_source.values()) == feedback.data.failed_verification

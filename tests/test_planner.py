@@ -9,14 +9,18 @@ from ftdojo import (
     BudgetUsage,
     CatalogEntry,
     DataCatalog,
+    DataRecipe,
     ErrorKind,
     ExecutionFeedback,
     Feedback,
     LossPoint,
     ModelInfo,
+    Plan,
+    SourceSelection,
     Stage,
     TaskCard,
     TokenStats,
+    TrainConfig,
     TrainingFeedback,
     Trial,
 )
@@ -148,3 +152,39 @@ def test_a_rejected_first_plan_is_varied_not_abandoned() -> None:
     assert second is not None
     assert second.fingerprint() != first.fingerprint()
     assert "rejected" in second.hypothesis
+
+
+def test_a_source_that_fails_verification_often_is_dropped() -> None:
+    from ftdojo import DataFeedback, EvaluationFeedback
+
+    memory = TrialTree()
+    plan = Plan(
+        data=DataRecipe(
+            sources=(SourceSelection(source="worked"), SourceSelection(source="forum")), verified_only=True
+        ),
+        train=TrainConfig(method="full"),
+    )
+    trial = Trial(
+        trial_id="t001",
+        plan=plan,
+        feedback=Feedback(
+            trial_id="t001",
+            execution=ExecutionFeedback(ok=True),
+            data=DataFeedback(
+                records=800,
+                tokens=10_000,
+                verified_per_source={"worked": 500, "forum": 500},
+                failed_verification_per_source={"forum": 200},
+                failed_verification=200,
+            ),
+            evaluation=EvaluationFeedback(metric="accuracy", score=0.3, n=100, format_compliance=1.0),
+        ),
+        started_at=0,
+        finished_at=1,
+    )
+    memory.record(trial, RuleAnalyzer().analyze(trial, None))
+    nxt = RulePlanner().propose(_context(memory))
+    assert nxt is not None
+    assert [s.source for s in nxt.data.sources] == ["worked"]
+    assert nxt.parent == "t001"
+    assert "Drop forum (200 of 500 records of forum failed verification)" in nxt.hypothesis

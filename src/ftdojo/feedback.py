@@ -84,6 +84,9 @@ class DataFeedback:
     #: Records dropped because they were longer than the training ``max_length``.
     too_long_dropped: int = 0
     failed_verification: int = 0
+    #: Per source, records whose answer was checked, and of those, failed (``verified_only``).
+    verified_per_source: dict[str, int] = attrs.field(factory=dict)
+    failed_verification_per_source: dict[str, int] = attrs.field(factory=dict)
     length_p50: float = 0.0
     length_p99: float = 0.0
     length_max: int = 0

@@ -75,6 +75,19 @@ class RuleAnalyzer:
                     evidence=f"{data.too_long_dropped} of {seen} records longer than max_length were dropped",
                 )
             )
+        if data.verified_per_source:
+            # Which source is noisy, not just that some are: the planner can drop or verify it.
+            for source, checked in sorted(data.verified_per_source.items()):
+                failed = data.failed_verification_per_source.get(source, 0)
+                if checked and failed / checked > self.noisy_share:
+                    findings.append(
+                        Finding(
+                            kind=FindingKind.NOISY_SOURCE,
+                            evidence=f"{failed} of {checked} records of {source} failed verification",
+                            subject=source,
+                        )
+                    )
+            return findings
         verify = next((s for s in data.steps if s.step == "verify"), None)
         if (
             verify is not None

@@ -96,6 +96,10 @@ def _add_source(plan: Plan, *, source_id: str, verified: bool) -> Plan:
     )
 
 
+def _drop_source(plan: Plan, *, source_id: str) -> Plan:
+    return _data(plan, sources=tuple(s for s in plan.data.sources if s.source != source_id))
+
+
 def default_train_config(model: ModelInfo, longest_tokens: float) -> TrainConfig:
     """The training configuration a first trial gets for ``model``: full FT if small, else LoRA.
 
@@ -323,6 +327,16 @@ class RulePlanner:
                     "training",
                     "Outputs miss the answer format: train longer so the format is learnt.",
                     (lambda p: _train(p, epochs=min(self.max_epochs, p.train.epochs * 2))),
+                )
+
+        # A source that fails verification often is likely as wrong where it cannot be checked.
+        for finding in diagnosis.of(FindingKind.NOISY_SOURCE):
+            if finding.subject in used and len(used) > 1:
+                yield (
+                    "data",
+                    f"Drop {finding.subject} ({finding.evidence}): its unchecked answers are likely "
+                    "as unreliable.",
+                    functools.partial(_drop_source, source_id=finding.subject),
                 )
 
         # Then what the curve and the scores say.

@@ -116,12 +116,16 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
     # 3. verification by outcome.
     failed_verification = 0
+    failed_per_source: dict[str, int] = {}
+    checked_per_source: dict[str, int] = {}
     if recipe.verified_only:
         kept = []
         for source, record in loaded:
+            checked_per_source[source] = checked_per_source.get(source, 0) + 1
             verdict = task.verify(record)
             if verdict is False:
                 failed_verification += 1
+                failed_per_source[source] = failed_per_source.get(source, 0) + 1
             else:
                 kept.append((source, record))
         steps.append(StepCount(step="verify", records_in=len(loaded), records_out=len(kept)))
@@ -197,6 +201,8 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
         duplicates_removed=duplicates,
         too_long_dropped=too_long,
         failed_verification=failed_verification,
+        failed_verification_per_source=failed_per_source,
+        verified_per_source=checked_per_source,
         length_p50=_percentile(lengths, 0.5),
         length_p99=_percentile(lengths, 0.99),
         length_max=lengths[-1],
