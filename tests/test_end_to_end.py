@@ -63,3 +63,29 @@ async def test_ftagent_beats_the_base_model_and_never_sees_the_test_split(
         json.loads(line)["prompt"] for line in prepared.validation_path.read_text().splitlines()
     ]
     assert any(p.split("\n")[0] in seen for p in validation_prompts)
+
+    # The tree of trials is in the journal: each trial with its diagnosis.
+    from ftdojo.agent import Diagnosis, RuleAnalyzer
+    from ftdojo.serialization import structure
+
+    assert set(result.annotations) == {"t001", "t002"}
+    first = structure(result.annotations["t001"]["diagnosis"], Diagnosis)
+    assert first == RuleAnalyzer().analyze(result.trials[0], None)
+
+    # A resumed FT-Agent continues from the journal: the same tree, diagnoses included,
+    # and no trial run twice (the budget is spent, so it runs none).
+    class _PoisonedAnalyzer(RuleAnalyzer):
+        def analyze(self, trial: Any, parent: Any) -> Any:
+            raise AssertionError("a journalled diagnosis must be reused, not recomputed")
+
+    resumed_agent = FTAgent(analyzer=_PoisonedAnalyzer())
+    resumed = await dojo.run(
+        "math",
+        resumed_agent,
+        budget=Budget(max_trials=2, max_seconds=1200, max_train_tokens=900_000),
+        run_id=result.run_id,
+    )
+    assert [t.trial_id for t in resumed.trials] == ["t001", "t002"]
+    assert [t.trial_id for t in resumed_agent.memory.trials] == ["t001", "t002"]
+    assert resumed_agent.memory.diagnosis("t001") == first
+    assert resumed.test_score == result.test_score

@@ -219,6 +219,19 @@ class Session:
         """Pick the trial scored on the test split (default: best validation score)."""
         self.__run.choose_final(trial_id)
 
+    def annotate(self, trial_id: str, key: str, value: Any) -> None:
+        """Journal what the agent made of a trial (its diagnosis, a note) under ``key``.
+
+        ``value`` must be JSON data. Annotations survive a resume (:meth:`annotations`)
+        and come back in :attr:`RunResult.annotations`; a later value replaces an earlier
+        one under the same key.
+        """
+        self.__run.annotate(trial_id, key, value)
+
+    def annotations(self, trial_id: str) -> dict[str, Any]:
+        """The annotations of one trial, this run and before a resume."""
+        return dict(self.__run.annotations.get(trial_id, {}))
+
     @property
     def rejections(self) -> tuple[Rejection, ...]:
         """Plans rejected before they ran, this run and before a resume."""
@@ -249,9 +262,11 @@ class _Run:
         seconds_before: float,
         tokens_before: int,
         rejections: list[Rejection] | None = None,
+        annotations: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.dojo = dojo
         self.rejections: list[Rejection] = rejections if rejections is not None else []
+        self.annotations: dict[str, dict[str, Any]] = annotations if annotations is not None else {}
         self.prepared = prepared
         self.run_id = run_dir.name
         self.run_dir = run_dir
@@ -279,6 +294,18 @@ class _Run:
         if not any(t.trial_id == trial_id and t.feedback.ok for t in self.trials):
             raise AgentError(f"cannot choose {trial_id!r}: no successful trial has that id")
         self.final_choice = trial_id
+
+    def annotate(self, trial_id: str, key: str, value: Any) -> None:
+        if not any(t.trial_id == trial_id for t in self.trials):
+            raise AgentError(f"cannot annotate {trial_id!r}: no trial of this run has that id")
+        if not isinstance(key, str) or not key:
+            raise AgentError(f"an annotation key must be a non-empty string, got {key!r}")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise AgentError(f"annotation {key!r} of {trial_id} is not JSON data: {exc}") from exc
+        self.annotations.setdefault(trial_id, {})[key] = value
+        self.journal.append("annotation", trial_id=trial_id, key=key, value=value)
 
     def record_rejection(
         self, plan: Plan, reasons: tuple[str, ...], *, seconds: float, projected_seconds: float | None
@@ -831,7 +858,7 @@ class Dojo:
         run_id = run_id or f"{prepared.task.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         run_dir = self.runs_dir / run_id
         journal = Journal(run_dir / "journal.jsonl")
-        trials, seconds_before, tokens_before, rejections = self._resume(journal, prepared)
+        trials, seconds_before, tokens_before, rejections, annotations = self._resume(journal, prepared)
         if not trials and not journal.path.exists():
             run_dir.mkdir(parents=True, exist_ok=True)
             journal.append(
@@ -845,7 +872,16 @@ class Dojo:
             log.info("resuming run", run_id=run_id, trials=len(trials))
             journal.append("run_resumed", run_id=run_id, trials=len(trials))
         run = _Run(
-            self, prepared, run_dir, budget, journal, trials, seconds_before, tokens_before, rejections
+            self,
+            prepared,
+            run_dir,
+            budget,
+            journal,
+            trials,
+            seconds_before,
+            tokens_before,
+            rejections,
+            annotations,
         )
         bound = structlog.contextvars.bound_contextvars(run_id=run_id)
         with bound:
@@ -863,9 +899,10 @@ class Dojo:
 
     def _resume(
         self, journal: Journal, prepared: _Prepared
-    ) -> tuple[list[Trial], float, int, list[Rejection]]:
+    ) -> tuple[list[Trial], float, int, list[Rejection], dict[str, dict[str, Any]]]:
         trials: list[Trial] = []
         rejections: list[Rejection] = []
+        annotations: dict[str, dict[str, Any]] = {}
         seconds = 0.0
         tokens = 0
         for record in journal.records():
@@ -877,7 +914,9 @@ class Dojo:
                 tokens = int(record.get("tokens_total", tokens))
             if record["kind"] == "rejection":
                 rejections.append(structure(record["rejection"], Rejection))
-        return trials, seconds, tokens, rejections
+            if record["kind"] == "annotation":
+                annotations.setdefault(str(record["trial_id"]), {})[str(record["key"])] = record["value"]
+        return trials, seconds, tokens, rejections, annotations
 
     async def _finish(self, run: _Run, stop_reason: str, *, with_baseline: bool) -> RunResult:
         prepared = run.prepared
@@ -929,6 +968,7 @@ class Dojo:
             stop_reason=stop_reason,
             baseline=baseline,
             rejections=tuple(run.rejections),
+            annotations={k: dict(v) for k, v in run.annotations.items()},
         )
         run.journal.append("run_finished", result=unstructure(result))
         # A readable summary beside the journal (the journal stays the source of truth).

@@ -104,6 +104,9 @@ class RunResult:
     baseline: BaselineResult | None = None
     #: Plans rejected before they ran, in order (see :meth:`ftdojo.Session.record_rejection`).
     rejections: tuple[Rejection, ...] = ()
+    #: What the agent journalled about each trial (trial id -> key -> JSON value), such as
+    #: FT-Agent's diagnosis; see :meth:`ftdojo.Session.annotate`.
+    annotations: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
     @property
     def final_trial(self) -> Trial | None:

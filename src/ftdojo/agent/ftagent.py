@@ -10,13 +10,23 @@ import structlog
 from ftdojo.agent.analyzer import RuleAnalyzer
 from ftdojo.agent.memory import TrialTree
 from ftdojo.agent.planner import RulePlanner
-from ftdojo.agent.protocols import FeedbackAnalyzer, Memory, Planner, PlanningContext, Validator, Verdict
+from ftdojo.agent.protocols import (
+    Diagnosis,
+    FeedbackAnalyzer,
+    Memory,
+    Planner,
+    PlanningContext,
+    Validator,
+    Verdict,
+)
 from ftdojo.agent.validator import FailFastValidator
-from ftdojo.errors import BudgetExhausted
+from ftdojo.errors import BudgetExhausted, PlanError
+from ftdojo.serialization import structure, unstructure
 
 if TYPE_CHECKING:
     from ftdojo.dojo import Session
     from ftdojo.plans import Plan
+    from ftdojo.results import Trial
 
 __all__ = ["FTAgent"]
 
@@ -50,17 +60,32 @@ class FTAgent:
         #: rejection took and how long the full trial would have taken.
         self.rejected: list[tuple[Plan, Verdict]] = []
 
+    def _journalled_diagnosis(self, session: Session, trial: Trial, parent: Trial | None) -> Diagnosis:
+        stored = session.annotations(trial.trial_id).get("diagnosis")
+        if stored is not None:
+            try:
+                return structure(stored, Diagnosis)
+            except PlanError as exc:  # written by another version: analyse afresh
+                log.warning("journalled diagnosis unreadable", trial_id=trial.trial_id, error=str(exc))
+        return self.analyzer.analyze(trial, parent)
+
     async def run(self, session: Session) -> None:
-        # A resumed run: rebuild memory from the journal's trials.
+        # A resumed run: rebuild the tree from the journal's trials and their journalled
+        # diagnoses (re-analysing only a trial whose diagnosis was never written).
         known = {t.trial_id for t in self.memory.trials}
         for trial in session.history:
             if trial.trial_id not in known:
                 parent = next((t for t in self.memory.trials if t.trial_id == trial.plan.parent), None)
-                self.memory.record(trial, self.analyzer.analyze(trial, parent))
+                self.memory.record(trial, self._journalled_diagnosis(session, trial, parent))
         # Plans rejected before the resume stay rejected: proposing them again costs a validation.
         for rejection in session.rejections:
             self.memory.mark_tried(rejection.plan)
         while True:
+            left = session.budget_left
+            if left.trials == 0 or left.train_tokens == 0 or 0 <= left.seconds < 1:
+                # Planning (and smoke-testing) a plan that cannot run wastes the run's time.
+                log.info("budget spent", trials_left=left.trials, tokens_left=left.train_tokens)
+                return
             rejections: list[str] = []
             plan = None
             for _ in range(self.max_repairs + 1):
@@ -110,6 +135,8 @@ class FTAgent:
             parent = next((t for t in self.memory.trials if t.trial_id == plan.parent), None)
             diagnosis = self.analyzer.analyze(trial, parent)
             self.memory.record(trial, diagnosis)
+            # The tree lives in the journal: trials (plan, feedback, parent) and diagnoses.
+            session.annotate(trial.trial_id, "diagnosis", unstructure(diagnosis))
             log.info(
                 "trial analysed", trial_id=trial.trial_id, score=trial.score, diagnosis=diagnosis.summary
             )
