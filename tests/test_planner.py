@@ -99,10 +99,11 @@ def test_first_plan_for_a_large_model_uses_lora() -> None:
 
 
 def test_epochs_are_capped_to_the_token_budget_share() -> None:
-    plan = RulePlanner().propose(_context(TrialTree(), tokens=100_000, trials=2))
+    plan = RulePlanner().propose(_context(TrialTree(), tokens=200_000, trials=2))
     assert plan is not None
     per_record = 3 * 40 + 24
-    assert plan.train.epochs * 1000 * per_record <= 100_000 / 2 * 1.01
+    # Two trials left: this one gets a third, the last one the two thirds that remain.
+    assert 0.9 * 200_000 / 3 <= plan.train.epochs * 1000 * per_record <= 200_000 / 3 * 1.01
     assert "capped" in plan.hypothesis
 
 
@@ -188,3 +189,103 @@ def test_a_source_that_fails_verification_often_is_dropped() -> None:
     assert [s.source for s in nxt.data.sources] == ["worked"]
     assert nxt.parent == "t001"
     assert "Drop forum (200 of 500 records of forum failed verification)" in nxt.hypothesis
+
+
+def _scored(trial_id: str, plan: Plan, score: float | None, parent: str | None = None) -> Trial:
+    from ftdojo import EvaluationFeedback
+
+    evaluation = (
+        None
+        if score is None
+        else EvaluationFeedback(metric="accuracy", score=score, n=100, format_compliance=1.0)
+    )
+    return Trial(
+        trial_id=trial_id,
+        plan=attrs.evolve(plan, parent=parent),
+        feedback=Feedback(
+            trial_id=trial_id, execution=ExecutionFeedback(ok=score is not None), evaluation=evaluation
+        ),
+        started_at=0,
+        finished_at=1,
+    )
+
+
+def _remember(memory: TrialTree, *trials: Trial) -> None:
+    for trial in trials:
+        parent = memory.get(trial.plan.parent) if trial.plan.parent else None
+        memory.record(trial, RuleAnalyzer().analyze(trial, parent))
+
+
+BASE_PLAN = Plan(
+    data=DataRecipe(sources=(SourceSelection(source="worked"),)),
+    train=TrainConfig(method="full", learning_rate=1e-3, epochs=2.0, batch_size=8),
+)
+
+
+def test_plan_directions_name_each_change() -> None:
+    from ftdojo.agent.planner import plan_directions
+
+    child = attrs.evolve(
+        BASE_PLAN,
+        data=attrs.evolve(BASE_PLAN.data, sources=(SourceSelection(source="forum"),), verified_only=True),
+        train=attrs.evolve(BASE_PLAN.train, learning_rate=5e-4, batch_size=16),
+    )
+    assert plan_directions(BASE_PLAN, child) == {
+        "data.add:forum",
+        "data.drop:worked",
+        "data.verified_only=True",
+        "train.learning_rate-",
+        "train.batch_size+",
+    }
+    assert plan_directions(BASE_PLAN, BASE_PLAN) == frozenset()
+
+
+def test_a_direction_a_sibling_regressed_in_is_not_taken_again() -> None:
+    memory = TrialTree()
+    added = attrs.evolve(
+        BASE_PLAN,
+        data=attrs.evolve(
+            BASE_PLAN.data, sources=(*BASE_PLAN.data.sources, SourceSelection(source="answers"))
+        ),
+    )
+    _remember(memory, _scored("t001", BASE_PLAN, 0.30), _scored("t002", added, 0.10, parent="t001"))
+    plan = RulePlanner().propose(_context(memory))
+    assert plan is not None
+    assert plan.parent == "t001"
+    assert "answers" not in {s.source for s in plan.data.sources}
+    assert "Not repeating: data.add:answers (t002 scored 0.10)" in plan.hypothesis
+    assert plan.hypothesis.startswith(("Data: ", "Training: "))
+
+
+def test_a_direction_that_improved_is_followed_one_step_further() -> None:
+    memory = TrialTree()
+    faster = attrs.evolve(BASE_PLAN, train=attrs.evolve(BASE_PLAN.train, learning_rate=2e-3))
+    _remember(memory, _scored("t001", BASE_PLAN, 0.20), _scored("t002", faster, 0.30, parent="t001"))
+    plan = RulePlanner().propose(_context(memory))
+    assert plan is not None
+    assert plan.parent == "t002"
+    assert plan.train.learning_rate == pytest.approx(4e-3)
+    assert "lifted t001 0.20 to t002 0.30" in plan.hypothesis
+
+
+def test_the_last_trial_trains_the_best_plan_on_the_rest_of_the_budget() -> None:
+    memory = TrialTree()
+    _remember(memory, _scored("t001", BASE_PLAN, 0.30))
+    plan = RulePlanner().propose(_context(memory, trials=1))
+    assert plan is not None
+    assert plan.parent == "t001"
+    assert plan.data == BASE_PLAN.data
+    assert plan.train.epochs == pytest.approx(4.0)
+    assert "Last trial" in plan.hypothesis
+
+
+def test_more_epochs_that_the_budget_cap_would_undo_is_not_proposed() -> None:
+    memory = TrialTree()
+    _remember(memory, _scored("t001", BASE_PLAN, 0.30))
+    # 1000 records x 144 tokens: 2 epochs are 288K tokens, and only 200K are left for 3 trials.
+    for _ in range(6):
+        plan = RulePlanner().propose(_context(memory, tokens=200_000, trials=3))
+        if plan is None:
+            break
+        assert not (plan.train.epochs <= BASE_PLAN.train.epochs and "epochs" in plan.hypothesis.split("(")[0])
+        memory.mark_tried(plan)

@@ -12,7 +12,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -21,11 +21,15 @@ from ftdojo.cards import CatalogEntry, DataCatalog
 from ftdojo.models import ModelInfo
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
 
+if TYPE_CHECKING:
+    from ftdojo.results import Trial
+
 __all__ = [
     "RulePlanner",
     "SourceAssessment",
     "assess_sources",
     "default_train_config",
+    "plan_directions",
     "rationale_field",
 ]
 
@@ -98,6 +102,93 @@ def _add_source(plan: Plan, *, source_id: str, verified: bool) -> Plan:
 
 def _drop_source(plan: Plan, *, source_id: str) -> Plan:
     return _data(plan, sources=tuple(s for s in plan.data.sources if s.source != source_id))
+
+
+_NUMERIC_TRAIN = ("learning_rate", "epochs", "batch_size", "max_length", "lora_rank", "grad_accum")
+
+
+def plan_directions(parent: Plan, child: Plan) -> frozenset[str]:
+    """How ``child`` differs from ``parent``, as directions: ``train.learning_rate+``,
+    ``data.add:forum``, ``data.verified_only=True`` and so on."""
+    found: set[str] = set()
+    for name in _NUMERIC_TRAIN:
+        before, after = getattr(parent.train, name), getattr(child.train, name)
+        if after != before:
+            found.add(f"train.{name}{'+' if after > before else '-'}")
+    for name in ("method", "lr_scheduler", "precision", "lora_targets"):
+        if getattr(parent.train, name) != getattr(child.train, name):
+            found.add(f"train.{name}={getattr(child.train, name)}")
+    before_sources = {s.source for s in parent.data.sources}
+    after_sources = {s.source for s in child.data.sources}
+    found.update(f"data.add:{s}" for s in after_sources - before_sources)
+    found.update(f"data.drop:{s}" for s in before_sources - after_sources)
+    for name in ("verified_only", "include_rationale", "dedupe", "stratify", "template"):
+        if getattr(parent.data, name) != getattr(child.data, name):
+            found.add(f"data.{name}={getattr(child.data, name)}")
+    if parent.data.max_records != child.data.max_records:
+        found.add(f"data.max_records{'+' if child.data.max_records > parent.data.max_records else '-'}")
+    if parent.data.transform_code != child.data.transform_code:
+        found.add("data.transform_code")
+    return frozenset(found)
+
+
+def _primary_directions(parent: Plan, child: Plan) -> frozenset[str]:
+    """:func:`plan_directions` without the epoch change the budget cap makes alongside another change."""
+    found = plan_directions(parent, child)
+    rest = {d for d in found if not d.startswith("train.epochs")}
+    return frozenset(rest) if rest else found
+
+
+def _regressed_directions(base: Trial, memory: Any) -> tuple[frozenset[str], str]:
+    """Directions in which a sibling (another child of ``base``) scored below ``base`` or failed."""
+    avoid: set[str] = set()
+    reasons: list[str] = []
+    for sibling in memory.children(base.trial_id):
+        worse = sibling.score is None or (base.score is not None and sibling.score < base.score)
+        if not worse:
+            continue
+        directions = _primary_directions(base.plan, sibling.plan)
+        avoid |= directions
+        outcome = "failed" if sibling.score is None else f"scored {sibling.score:.2f}"
+        reasons.append(f"{', '.join(sorted(directions))} ({sibling.trial_id} {outcome})")
+    return frozenset(avoid), "; ".join(reasons)
+
+
+#: Directions worth a second step when the first one improved the score.
+_REPEATABLE: dict[str, tuple[str, Callable[[Plan], Plan]]] = {
+    "train.learning_rate+": (
+        "a higher learning rate",
+        lambda p: _train(p, learning_rate=p.train.learning_rate * 2),
+    ),
+    "train.learning_rate-": (
+        "a lower learning rate",
+        lambda p: _train(p, learning_rate=p.train.learning_rate / 2),
+    ),
+    "train.epochs+": ("more epochs", lambda p: _train(p, epochs=p.train.epochs * 1.5)),
+    "train.batch_size-": (
+        "a smaller batch",
+        lambda p: _train(p, batch_size=max(1, p.train.batch_size // 2)),
+    ),
+    "train.batch_size+": ("a larger batch", lambda p: _train(p, batch_size=p.train.batch_size * 2)),
+}
+
+
+def _momentum(base: Trial, memory: Any) -> Iterator[Mutation]:
+    """One more step in the direction that made ``base`` better than its own parent."""
+    grandparent = memory.get(base.plan.parent) if base.plan.parent else None
+    if grandparent is None or grandparent.score is None or base.score is None:
+        return
+    if base.score <= grandparent.score:
+        return
+    for direction in sorted(_primary_directions(grandparent.plan, base.plan)):
+        if direction in _REPEATABLE:
+            words, change = _REPEATABLE[direction]
+            yield (
+                "training",
+                f"{words.capitalize()} lifted {grandparent.trial_id} {grandparent.score:.2f} to "
+                f"{base.trial_id} {base.score:.2f}: one more step that way.",
+                change,
+            )
 
 
 def default_train_config(model: ModelInfo, longest_tokens: float) -> TrainConfig:
@@ -179,10 +270,10 @@ class RulePlanner:
     def fit_budget(self, plan: Plan, context: PlanningContext) -> Plan:
         """Cap the epochs so that this trial takes at most its share of what is left.
 
-        The share is the tokens and the seconds (through the measured throughput,
-        or a prior from the model size before any trial) left, split evenly over
-        the trials left: a first trial that eats the whole budget leaves nothing to
-        iterate with.
+        The share is of the tokens and the seconds (through the measured throughput,
+        or a prior from the model size before any trial) left: with n trials left, 1/(n+1)
+        for each trial but the last, which gets all that remains (so twice the others'):
+        a first trial that eats the whole budget leaves nothing to iterate with.
         """
         left = context.budget_left
         trials_left = left.trials if left.trials > 0 else 3
@@ -205,8 +296,13 @@ class RulePlanner:
         )
         tokens_per_epoch = records * sum(per_record) / len(per_record)
         shares: list[float] = []
+        # Every trial before the last gets an even share of what is left with the last trial
+        # counted twice, and the last trial gets all of it: exploring stays cheap, and the
+        # last trial, which refines the best plan, trains the longest. (Under a small budget
+        # every trial underfits, so the extra tokens go where they count.)
+        split = 1 if trials_left == 1 or left.trials < 0 else trials_left + 1
         if left.train_tokens >= 0:
-            shares.append(left.train_tokens / trials_left)
+            shares.append(left.train_tokens / split)
         measured = [
             t.feedback.training.tokens_per_second for t in context.memory.trials if t.feedback.training
         ]
@@ -217,7 +313,7 @@ class RulePlanner:
             measured = [PARAMETER_TOKENS_PER_SECOND / context.model.parameters]
         if left.seconds >= 0 and measured and max(measured) > 0:
             # Training gets about 70% of a trial's time; building and evaluating take the rest.
-            shares.append(max(measured) * 0.7 * left.seconds / trials_left)
+            shares.append(max(measured) * 0.7 * left.seconds / split)
         if not shares or tokens_per_epoch * plan.train.epochs <= min(shares):
             return plan
         epochs = max(0.25, round(min(shares) / tokens_per_epoch, 2))
@@ -254,25 +350,71 @@ class RulePlanner:
             return None
         parent = memory.best()
         latest = memory.trials[-1]
-        latest_diagnosis = memory.diagnosis(latest.trial_id) or Diagnosis(trial_id=latest.trial_id)
         base = parent if parent is not None else latest
-        for focus, hypothesis, change in self._mutations(
-            base.plan, latest_diagnosis, context, latest is base
-        ):
-            try:
-                candidate = change(base.plan)
-            except ValueError:  # a change that would leave a valid range is skipped
+        # The diagnosis of the plan being refined says what to change; a sibling's
+        # diagnosis describes the sibling's change, which the sibling weighing handles.
+        diagnosis = memory.diagnosis(base.trial_id) or Diagnosis(trial_id=base.trial_id)
+        avoid, avoided_because = _regressed_directions(base, memory)
+        final = context.budget_left.trials == 1
+        mutations = [
+            *_momentum(base, memory),
+            *(self._final_mutations(base.plan) if final else ()),
+            *self._mutations(base.plan, diagnosis, context, latest is base),
+        ]
+        deferred: list[tuple[Mutation, Plan]] = []
+        for mutation in mutations:
+            proposal = self._candidate(mutation, base, diagnosis, context)
+            if proposal is None:
                 continue
-            candidate = self.fit_budget(candidate, context)
-            candidate = attrs.evolve(
-                candidate,
-                parent=base.trial_id,
-                focus=focus,  # type: ignore[arg-type]
-                hypothesis=f"{hypothesis} (diagnosis of {latest.trial_id}: {latest_diagnosis.summary})",
-            )
-            if not memory.tried(candidate):
-                return candidate
+            if _primary_directions(base.plan, proposal) & avoid:
+                # A sibling that went this way scored worse: try everything else first.
+                deferred.append((mutation, proposal))
+                continue
+            if avoided_because:
+                proposal = attrs.evolve(
+                    proposal, hypothesis=f"{proposal.hypothesis} Not repeating: {avoided_because}."
+                )
+            return proposal
+        for _, proposal in deferred:
+            return proposal
         return None
+
+    def _candidate(
+        self, mutation: Mutation, base: Trial, diagnosis: Diagnosis, context: PlanningContext
+    ) -> Plan | None:
+        """The plan a mutation makes of ``base``, fitted to the budget; ``None`` if it is no plan
+        worth running (out of range, already tried, or undone by the budget cap)."""
+        focus, hypothesis, change = mutation
+        try:
+            changed = change(base.plan)
+        except ValueError:  # a change that would leave a valid range is skipped
+            return None
+        fitted = self.fit_budget(changed, context)
+        if changed.train.epochs > base.plan.train.epochs >= fitted.train.epochs:
+            # "Train longer" that the budget cap turns into "train as long or shorter".
+            return None
+        candidate = attrs.evolve(
+            fitted,
+            parent=base.trial_id,
+            focus=focus,  # type: ignore[arg-type]
+            hypothesis=(
+                f"{focus.capitalize()}: {hypothesis} (diagnosis of {base.trial_id}, the best so far: "
+                f"{diagnosis.summary})"
+            ),
+        )
+        if context.memory.tried(candidate) or candidate.fingerprint() == base.plan.fingerprint():
+            return None
+        return candidate
+
+    def _final_mutations(self, plan: Plan) -> Iterator[Mutation]:
+        """The last trial exploits: the best plan, trained on everything left of the budget."""
+        if plan.train.epochs < self.max_epochs:
+            yield (
+                "training",
+                "Last trial: the best plan, trained longer on the rest of the budget (every trial "
+                "so far stopped at its share of the tokens).",
+                (lambda p: _train(p, epochs=min(self.max_epochs, p.train.epochs * 2))),
+            )
 
     def _mutations(
         self, plan: Plan, diagnosis: Diagnosis, context: PlanningContext, latest_is_parent: bool
@@ -397,8 +539,14 @@ class RulePlanner:
             "Try a lower learning rate on the best configuration.",
             (lambda p: _train(p, learning_rate=p.train.learning_rate / 2)),
         )
-        yield (
-            "data",
-            "Raise the record cap to use more of the data.",
-            (lambda p: _data(p, max_records=p.data.max_records * 2)),
+        available = sum(
+            s.max_records or context.catalog[s.source].records
+            for s in plan.data.sources
+            if s.source in context.catalog.source_ids
         )
+        if plan.data.max_records < available:  # raising a cap the data never reaches changes nothing
+            yield (
+                "data",
+                "Raise the record cap to use more of the data.",
+                (lambda p: _data(p, max_records=p.data.max_records * 2)),
+            )
