@@ -320,7 +320,26 @@ TOML_DEFECTS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         lambda c: c["template"].update(response="It is {answer}."),
         "'template.response'",
     ),
+    (
+        "evaluation prompts not in the training prompt's shape",
+        lambda c: c["template"].update(prompt="Question: {prompt}\nAnswer in metres:"),
+        "'template.prompt'",
+    ),
 ]
+
+
+def test_a_prompt_shape_mismatch_names_the_evaluation_file_and_line(tmp_path: Path) -> None:
+    def edit(config: dict[str, Any]) -> None:
+        config["template"]["prompt"] = "Convert to metres: {prompt}\nAnswer:"
+
+    error = broken(tmp_path, rewrite_toml(edit))
+    assert isinstance(error, TaskSpecError)
+    assert "validation.jsonl: line 1" in str(error)
+    assert "Convert to metres: 4 km" in str(error)
+    # Eval prompts written in the template's shape (white space at the ends aside) load.
+    config = base_config()
+    config["template"]["prompt"] = "Convert to metres: {prompt} "
+    FolderTask(write_folder(tmp_path / "shaped", config))
 
 
 @pytest.mark.parametrize(("label", "edit", "field"), TOML_DEFECTS, ids=[d[0] for d in TOML_DEFECTS])

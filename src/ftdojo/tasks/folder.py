@@ -226,6 +226,7 @@ class FolderTask(TaskSpec):
         self._test = self._read_split(root / TEST_FILE, "test")
         self._check_disjoint()
         self._check_answer_format()
+        self._check_prompt_shape()
 
     def __repr__(self) -> str:
         return f"FolderTask({str(self.root)!r})"
@@ -473,6 +474,29 @@ class FolderTask(TaskSpec):
     def _source_file(self, source_id: str) -> Path:
         matches = [p for p in (self.root / RAW_DIR).iterdir() if p.stem == source_id]
         return matches[0] if matches else self.root / RAW_DIR / source_id
+
+    def _check_prompt_shape(self) -> None:
+        """Every evaluation prompt must have the shape ``template.prompt`` gives training prompts.
+
+        The evaluation prompts are used as written while training prompts are templated;
+        a model trained on ``Q: ...`` and asked a bare question is scored on a prompt
+        format it never saw, a silent train/evaluation template mismatch. The text around
+        ``{prompt}`` (white space aside) must open and close every evaluation prompt.
+        """
+        before, _, after = self.prompt_template.partition("{prompt}")
+        head, tail = before.strip(), after.strip()
+        if not head and not tail:
+            return
+        for split, items in ((VALIDATION_FILE, self._validation), (TEST_FILE, self._test)):
+            for item, number in items:
+                text = item.prompt.strip()
+                if not (text.startswith(head) and text.endswith(tail)) or len(text) < len(head) + len(tail):
+                    raise TaskSpecError(
+                        f"{self.root / split}: line {number} prompt {item.prompt[:80]!r} does not have the "
+                        f"shape of 'template.prompt' in {self._toml_path} ({self.prompt_template!r}): it "
+                        "must start with the text before {prompt} and end with the text after it, as "
+                        "the training prompts do"
+                    )
 
     def _check_answer_format(self) -> None:
         """The first usable raw record's response must be readable by the answer rule.
