@@ -218,3 +218,12 @@ def test_the_smoke_run_must_show_a_finite_loss_that_does_not_climb(
     else:
         assert not verdict.ok
         assert any(reason in r for r in verdict.reasons), verdict.reasons
+
+
+def test_a_plan_projected_past_the_time_left_is_rejected() -> None:
+    # 500 records x 120 tokens x 40 epochs = 2.4M tokens, at the tiny model's prior of
+    # 7,500 tokens/s: ~460 s of training, ~650 s of trial, against 300 s left.
+    session = _Session(budget_left=BudgetUsage(trials=3, seconds=300.0, train_tokens=-1))
+    problems = static_problems(_plan(epochs=40.0), session)
+    assert any("only 300 s are left" in p for p in problems), problems
+    assert not any("s are left" in p for p in static_problems(_plan(epochs=2.0), session))

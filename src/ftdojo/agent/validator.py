@@ -184,6 +184,15 @@ def static_problems(plan: Plan, session: Session) -> list[str]:
             f"with records up to train.max_length {plan.train.max_length} exceeds the training limit of "
             f"{limit / 2**30:.1f} GiB (halve the batch and double grad_accum, or shorten max_length)"
         )
+    seconds_left = session.budget_left.seconds
+    seconds = projected_seconds(plan, session)
+    # 1.5x slack: the projection is an estimate, and a trial that runs out of time still
+    # comes back as feedback; only a plan far beyond the budget is refused up front.
+    if seconds_left >= 0 and seconds is not None and seconds > seconds_left * 1.5:
+        problems.append(
+            f"projected ~{seconds:,.0f} s for this trial (train.epochs {plan.train.epochs:g} over "
+            f"{len(plan.data.sources)} source(s)), but only {seconds_left:,.0f} s are left in the budget"
+        )
     tokens_left = session.budget_left.train_tokens
     projected = _catalog_tokens(plan, session)
     if tokens_left >= 0 and projected is not None and projected > tokens_left * 1.5:
