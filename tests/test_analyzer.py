@@ -121,6 +121,7 @@ def test_every_finding_has_evidence_and_analysis_is_deterministic(
     assert first == second
     for finding in first.findings:
         assert finding.evidence.strip()
+        assert finding.action.strip()  # every finding suggests what to change
 
 
 def test_failed_trial_is_diagnosed_by_its_error_kind() -> None:

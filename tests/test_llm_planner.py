@@ -81,6 +81,9 @@ def test_a_valid_answer_becomes_the_plan_and_the_prompt_holds_card_catalogue_and
         assert entry.source_id in prompt
     assert "t001" in prompt  # the earlier trial and its score
     assert "0.250" in prompt
+    # Its diagnosis with the evidence and the change each finding suggests.
+    assert "format_noncompliance: 0% of outputs in the required format" in prompt
+    assert "(suggests: keep data.include_rationale" in prompt
 
 
 def test_invalid_json_is_sent_back_with_the_error_then_the_repair_is_used() -> None:

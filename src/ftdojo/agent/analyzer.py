@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import attrs
+
 from ftdojo.agent.protocols import Diagnosis, Finding, FindingKind
 from ftdojo.feedback import ErrorKind, Feedback
 from ftdojo.results import Trial
 
-__all__ = ["RuleAnalyzer"]
+__all__ = ["ACTIONS", "RuleAnalyzer"]
 
 _FAILURE_FINDINGS = {
     ErrorKind.DIVERGED: FindingKind.DIVERGENCE,
@@ -17,6 +19,26 @@ _FAILURE_FINDINGS = {
     ErrorKind.DATA: FindingKind.DATA_FAILURE,
     ErrorKind.CONFIG: FindingKind.CONFIG_FAILURE,
     ErrorKind.ENV: FindingKind.ENV_FAILURE,
+}
+
+
+#: The change each finding suggests, in the plan's own field names.
+ACTIONS: dict[FindingKind, str] = {
+    FindingKind.DIVERGENCE: "lower train.learning_rate (a quarter) and clip gradients (train.max_grad_norm)",
+    FindingKind.OUT_OF_MEMORY: "halve train.batch_size, double train.grad_accum; or shorten train.max_length",
+    FindingKind.TIMEOUT: "fewer train.epochs or fewer records (data.max_records)",
+    FindingKind.DATA_FAILURE: "fix or drop data.transform_code, or drop the source the error names",
+    FindingKind.CONFIG_FAILURE: "fix the plan field the error names",
+    FindingKind.ENV_FAILURE: "retry; if it repeats, simplify the plan (no transform, full precision)",
+    FindingKind.TRUNCATION: "raise train.max_length within the context, or accept fewer long records",
+    FindingKind.NOISY_SOURCE: "drop the source, or keep it only with data.verified_only",
+    FindingKind.UNDERFITTING: "more train.epochs, or a higher train.learning_rate",
+    FindingKind.OVERFITTING: "fewer train.epochs, or more and more varied data",
+    FindingKind.FORMAT_NONCOMPLIANCE: "keep data.include_rationale with the answer format in every target; "
+    "train longer",
+    FindingKind.WEAK_CATEGORY: "add sources with more examples of the category",
+    FindingKind.REGRESSION: "undo the change from the parent, or go the other way",
+    FindingKind.IMPROVEMENT: "keep the change; a further step the same way may help",
 }
 
 
@@ -40,6 +62,7 @@ class RuleAnalyzer:
         findings.extend(self._data(fb))
         findings.extend(self._training(fb))
         findings.extend(self._evaluation(fb, parent))
+        findings = [f if f.action else attrs.evolve(f, action=ACTIONS.get(f.kind, "")) for f in findings]
         return Diagnosis(trial_id=trial.trial_id, findings=tuple(findings))
 
     def _execution(self, fb: Feedback) -> list[Finding]:

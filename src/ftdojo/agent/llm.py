@@ -30,7 +30,7 @@ import attrs
 import structlog
 
 from ftdojo.agent.planner import assess_sources, default_train_config, rationale_field
-from ftdojo.agent.protocols import PlanningContext
+from ftdojo.agent.protocols import Diagnosis, PlanningContext
 from ftdojo.errors import ConfigError, LLMError, PlanError
 from ftdojo.plans import DataRecipe, Plan, SourceSelection
 from ftdojo.serialization import structure, unstructure
@@ -113,7 +113,16 @@ def _trial_text(trial: Trial, context: PlanningContext) -> str:
     return (
         f"- {trial.trial_id} (parent {trial.plan.parent or '-'}): {score}"
         + (f", error {error.value}" if error is not None else "")
-        + f"\n  plan: {plan}\n  diagnosis: {diagnosis.summary if diagnosis else 'none'}"
+        + f"\n  plan: {plan}\n  diagnosis: {_diagnosis_text(diagnosis)}"
+    )
+
+
+def _diagnosis_text(diagnosis: Diagnosis | None) -> str:
+    if diagnosis is None or not diagnosis.findings:
+        return "no findings"
+    return "; ".join(
+        f"{f.kind.value}: {f.evidence}" + (f" (suggests: {f.action})" if f.action else "")
+        for f in diagnosis.findings
     )
 
 

@@ -55,6 +55,8 @@ class Finding:
     evidence: str
     #: Optional subject of the finding: a category, a source id.
     subject: str = ""
+    #: What a practitioner would change in answer (a suggestion for the planner).
+    action: str = ""
 
     def __attrs_post_init__(self) -> None:
         if not self.evidence.strip():
