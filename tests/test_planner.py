@@ -289,3 +289,27 @@ def test_more_epochs_that_the_budget_cap_would_undo_is_not_proposed() -> None:
             break
         assert not (plan.train.epochs <= BASE_PLAN.train.epochs and "epochs" in plan.hypothesis.split("(")[0])
         memory.mark_tried(plan)
+
+
+def test_a_change_to_what_the_plan_already_has_is_not_run_again() -> None:
+    from ftdojo import EvaluationFeedback
+
+    memory = TrialTree()
+    # Format non-compliance suggests keeping the rationale, which this plan already does.
+    trial = _scored("t001", BASE_PLAN, 0.10)
+    trial = attrs.evolve(
+        trial,
+        feedback=attrs.evolve(
+            trial.feedback,
+            evaluation=EvaluationFeedback(metric="accuracy", score=0.1, n=100, format_compliance=0.2),
+        ),
+    )
+    _remember(memory, trial)
+    plan = RulePlanner().propose(_context(memory, tokens=200_000, trials=3))
+    assert plan is not None
+    assert (
+        plan.data != BASE_PLAN.data
+        or plan.train.epochs > BASE_PLAN.train.epochs
+        or (plan.train.learning_rate != BASE_PLAN.train.learning_rate)
+    )
+    assert "keep reasoning and the final format" not in plan.hypothesis

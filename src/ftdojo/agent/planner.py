@@ -389,6 +389,10 @@ class RulePlanner:
             changed = change(base.plan)
         except ValueError:  # a change that would leave a valid range is skipped
             return None
+        if changed.fingerprint() == base.plan.fingerprint():
+            # A change to what the plan already has (rationale on when it is on): running it
+            # again would differ only where the budget cap moves the epochs.
+            return None
         fitted = self.fit_budget(changed, context)
         if changed.train.epochs > base.plan.train.epochs >= fitted.train.epochs:
             # "Train longer" that the budget cap turns into "train as long or shorter".
