@@ -288,3 +288,43 @@ def test_catalogue_json_is_plain(repo: RawDataRepository, char_counter: TokenCou
     data = json.loads((repo.root / "catalogs" / "tiny-seed0--test-char-level.json").read_text())
     assert data["task"] == "tiny"
     assert [e["source_id"] for e in data["entries"]] == ["problems", "chat"]
+
+
+class RenderingSpec(TinySpec):
+    """Wraps each problem in an instruction, as real tasks do."""
+
+    def to_example(self, record: dict[str, Any], *, include_rationale: bool) -> Example | None:
+        if "problem" not in record:
+            raise DataError("no problem field")
+        response = (record.get("solution") or "") + f" answer={record['answer']}"
+        return Example(prompt=f"Solve this problem: {record['problem']}", response=response)
+
+
+def test_catalogue_measures_records_as_training_examples(
+    repo: RawDataRepository, char_counter: TokenCounter
+) -> None:
+    catalog = repo.add_task(RenderingSpec(), tokenizer=char_counter)
+    problems = catalog["problems"]
+    # "Solvethisproblem:" is 17 non-space characters; "answer=N" 8; the solution as it is.
+    lengths = sorted([17 + 3 + 10 + 8, 17 + 3 + 0 + 8, 17 + 400 + 1 + 8, 17 + 4 + 0 + 8])
+    assert problems.example_tokens == TokenStats(
+        p50=float(lengths[1]), p99=float(lengths[-1]), max=lengths[-1], mean=sum(lengths) / 4
+    )
+    # The raw fields understate it: the instruction and the answer format are not in them.
+    assert problems.example_tokens.p99 > problems.token_stats["problem"].p99
+    # A source the task cannot turn into examples (no "problem" field) measures nothing.
+    assert catalog["chat"].example_tokens == TokenStats(p50=0.0, p99=0.0, max=0, mean=0.0)
+
+
+def test_a_cached_catalogue_without_example_lengths_is_rebuilt(
+    repo: RawDataRepository, char_counter: TokenCounter
+) -> None:
+    spec = RenderingSpec()
+    first = repo.add_task(spec, tokenizer=char_counter)
+    cached = repo.root / "catalogs" / "tiny-seed0--test-char-level.json"
+    old = json.loads(cached.read_text())
+    for entry in old["entries"]:
+        del entry["example_tokens"]
+    cached.write_text(json.dumps(old))
+    assert repo.add_task(spec, tokenizer=char_counter) == first
+    assert spec.calls == 2

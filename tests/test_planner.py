@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 
@@ -313,3 +315,39 @@ def test_a_change_to_what_the_plan_already_has_is_not_run_again() -> None:
         or (plan.train.learning_rate != BASE_PLAN.train.learning_rate)
     )
     assert "keep reasoning and the final format" not in plan.hypothesis
+
+
+@pytest.mark.parametrize(
+    ("reason", "changed"),
+    [
+        (
+            "smoke run failed in build (DATA): DataError: the recipe produced no training records; "
+            "steps: load 100->100, to_example 100->100, dedupe 100->100, length_filter 100->0",
+            lambda first, second: second.train.max_length > first.train.max_length,
+        ),
+        (
+            "smoke run failed in train (OOM): MemoryError",
+            lambda first, second: second.train.batch_size < first.train.batch_size,
+        ),
+        (
+            "smoke run: the loss rose from 4.000 to 30.000 in 4 steps instead of falling",
+            lambda first, second: second.train.learning_rate < first.train.learning_rate,
+        ),
+    ],
+)
+def test_a_rejected_plan_is_changed_where_the_reasons_point(reason: str, changed: Any) -> None:
+    memory = TrialTree()
+    first = RulePlanner().propose(_context(memory))
+    assert first is not None
+    memory.mark_tried(first)
+    second = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(reason,)))
+    assert second is not None
+    assert changed(first, second), (first.train, second.train)
+    # The same holds for a later plan: the rejection outranks the parent's diagnosis.
+    _remember(memory, _scored("t001", first, 0.2))
+    third = RulePlanner().propose(_context(memory))
+    assert third is not None
+    memory.mark_tried(third)
+    fourth = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(reason,)))
+    assert fourth is not None
+    assert changed(first, fourth), (first.train, fourth.train)

@@ -50,6 +50,10 @@ class CatalogEntry:
     samples: tuple[dict[str, Any], ...]
     #: What a practitioner would write after looking at the source.
     note: str
+    #: Tokens of a record as a training example (the task's prompt and response, with the
+    #: rationale where the record has one), before the prompt template; ``None`` in
+    #: catalogues from before it was measured.
+    example_tokens: TokenStats | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import filelock
 
 from ftdojo.cards import CatalogEntry, DataCatalog, TokenStats
-from ftdojo.errors import DataError, IntegrityError, ModelError, UnknownSourceError
+from ftdojo.errors import DataError, FTDojoError, IntegrityError, ModelError, UnknownSourceError
 from ftdojo.rawformat import dump_records, iter_records, parse_records
 from ftdojo.serialization import from_json, to_json
 from ftdojo.tasks.spec import RawSource, TaskSpec
@@ -165,11 +165,13 @@ class RawDataRepository:
                 if catalog.tokenizer != tokenizer.name:
                     # Two names can share a slug; the cache then belongs to the other one.
                     raise DataError(f"{path} was built with tokenizer {catalog.tokenizer!r}")
+                if any(e.example_tokens is None for e in catalog.entries):
+                    raise DataError(f"{path} predates example lengths")
                 self._check_objects(catalog)
                 return catalog
             except (DataError, IntegrityError) as exc:
                 log.warning("rebuilding catalogue %s: %s", path, exc)
-        entries = tuple(self._add_source(source, tokenizer) for source in spec.raw_sources())
+        entries = tuple(self._add_source(source, tokenizer, spec) for source in spec.raw_sources())
         ids = [e.source_id for e in entries]
         if len(set(ids)) != len(ids):
             raise DataError(f"task {spec.name!r} has duplicate source ids: {ids}")
@@ -229,7 +231,7 @@ class RawDataRepository:
             if path.stat().st_size != entry.size_bytes:
                 raise IntegrityError(f"{path}: size differs from the catalogue's {entry.size_bytes}")
 
-    def _add_source(self, source: RawSource, tokenizer: TokenCounter) -> CatalogEntry:
+    def _add_source(self, source: RawSource, tokenizer: TokenCounter, spec: TaskSpec) -> CatalogEntry:
         where = f"source {source.source_id!r}"
         data = dump_records(source.records, source.format, where=where)
         sha = self.put_bytes(data)
@@ -247,7 +249,37 @@ class RawDataRepository:
             token_stats=_token_stats(records, fields, tokenizer),
             samples=tuple(_truncate(record) for record in records[:_SAMPLES]),
             note=_note(source.note, records, fields),
+            example_tokens=_example_tokens(records, spec, tokenizer),
         )
+
+
+def _example_tokens(records: Sequence[dict[str, Any]], spec: TaskSpec, tokenizer: TokenCounter) -> TokenStats:
+    """Token lengths of the records as the task renders them into training examples.
+
+    The raw fields' lengths understate them: a task's prompt wraps its fields in
+    instructions and its response adds the answer format, and a plan's ``max_length``
+    must hold the whole example. Records the task cannot use count as nothing.
+    """
+    texts: list[str] = []
+    for record in records:
+        try:
+            example = spec.to_example(dict(record), include_rationale=True)
+        except (FTDojoError, KeyError, TypeError, ValueError):
+            example = None
+        if example is not None:
+            texts.append(f"{example.prompt}\n{example.response}")
+    counts: list[int] = []
+    for start in range(0, len(texts), _BATCH):
+        counts.extend(tokenizer.count_batch(texts[start : start + _BATCH]))
+    counts.sort()
+    if not counts:
+        return TokenStats(p50=0.0, p99=0.0, max=0, mean=0.0)
+    return TokenStats(
+        p50=_nearest_rank(counts, 50),
+        p99=_nearest_rank(counts, 99),
+        max=counts[-1],
+        mean=sum(counts) / len(counts),
+    )
 
 
 def _token_stats(

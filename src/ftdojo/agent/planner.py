@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ftdojo.agent.protocols import Diagnosis, FindingKind, PlanningContext
+from ftdojo.agent.protocols import Diagnosis, Finding, FindingKind, PlanningContext
 from ftdojo.cards import CatalogEntry, DataCatalog
 from ftdojo.models import ModelInfo
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
@@ -29,8 +29,10 @@ __all__ = [
     "SourceAssessment",
     "assess_sources",
     "default_train_config",
+    "example_length",
     "plan_directions",
     "rationale_field",
+    "rejection_diagnosis",
 ]
 
 _RATIONALE_FIELDS = ("solution", "rationale", "reasoning", "explanation", "steps", "cot", "thought")
@@ -60,6 +62,22 @@ def assess_sources(catalog: DataCatalog) -> tuple[SourceAssessment, ...]:
     return tuple(_assess(e) for e in catalog.entries)
 
 
+#: Tokens the prompt template (plain or chat) adds around an example, and the end marker.
+TEMPLATE_TOKENS = 48
+
+
+def example_length(entry: CatalogEntry) -> tuple[float, float]:
+    """``(mean, p99)`` tokens of one of the source's records as a training example.
+
+    Measured on the task's rendered examples where the catalogue has them; else the sum
+    of the raw fields' lengths, which understates what a task's instructions add.
+    """
+    if entry.example_tokens is not None and entry.example_tokens.max > 0:
+        return entry.example_tokens.mean, entry.example_tokens.p99
+    stats = entry.token_stats.values()
+    return sum(s.mean for s in stats), sum(s.p99 for s in stats)
+
+
 def rationale_field(entry: CatalogEntry) -> str | None:
     """The field of a source that holds worked reasoning (``solution``, ``rationale``, ...), if any."""
     return next((f for f in entry.fields if f.lower() in _RATIONALE_FIELDS), None)
@@ -79,7 +97,7 @@ def _assess(entry: CatalogEntry) -> SourceAssessment:
         noisy=bool(_NOISY.search(practitioner_note)),
         off_domain=bool(_OFF_DOMAIN.search(practitioner_note)),
         records=entry.records,
-        length_p99=sum(s.p99 for s in entry.token_stats.values()),
+        length_p99=example_length(entry)[1],
     )
 
 
@@ -102,6 +120,26 @@ def _add_source(plan: Plan, *, source_id: str, verified: bool) -> Plan:
 
 def _drop_source(plan: Plan, *, source_id: str) -> Plan:
     return _data(plan, sources=tuple(s for s in plan.data.sources if s.source != source_id))
+
+
+_REJECTION_FINDINGS = (
+    (re.compile(r"length_filter \d+->0|no training records", re.I), FindingKind.TRUNCATION),
+    (re.compile(r"\(OOM\)|projected peak memory", re.I), FindingKind.OUT_OF_MEMORY),
+    (re.compile(r"not finite|loss rose", re.I), FindingKind.DIVERGENCE),
+    (re.compile(r"are left in the budget", re.I), FindingKind.TIMEOUT),
+)
+
+
+def rejection_diagnosis(reasons: tuple[str, ...] | list[str]) -> Diagnosis:
+    """Findings read from the validator's reasons for rejecting a plan, so that the next plan
+    changes what made it fail (a smoke build that dropped every record as too long → a
+    longer ``max_length``; a projected or real out-of-memory → a smaller batch; ...)."""
+    findings: list[Finding] = []
+    for reason in reasons:
+        for pattern, kind in _REJECTION_FINDINGS:
+            if pattern.search(reason) and not any(f.kind == kind for f in findings):
+                findings.append(Finding(kind=kind, evidence=f"rejected: {reason[:200]}"))
+    return Diagnosis(trial_id="", findings=tuple(findings))
 
 
 _NUMERIC_TRAIN = ("learning_rate", "epochs", "batch_size", "max_length", "lora_rank", "grad_accum")
@@ -198,7 +236,7 @@ def default_train_config(model: ModelInfo, longest_tokens: float) -> TrainConfig
     on; ``max_length`` leaves room for the prompt template around it, within the context.
     """
     # Room for the prompt template and end marker around the raw text.
-    needed = int(math.ceil((longest_tokens + 48) / 64.0) * 64)
+    needed = int(math.ceil((longest_tokens + TEMPLATE_TOKENS) / 64.0) * 64)
     max_length = max(64, min(model.context_length, needed))
     if model.parameters and model.parameters < FULL_FINETUNE_MAX_PARAMETERS:
         # A small model learns fastest with full fine-tuning; measured on the tiny
@@ -278,7 +316,7 @@ class RulePlanner:
         left = context.budget_left
         trials_left = left.trials if left.trials > 0 else 3
         per_record = [
-            sum(stats.mean for stats in context.catalog[s.source].token_stats.values()) + 24
+            example_length(context.catalog[s.source])[0] + TEMPLATE_TOKENS / 2
             for s in plan.data.sources
             if s.source in context.catalog.source_ids
         ]
@@ -333,9 +371,9 @@ class RulePlanner:
             initial = self.fit_budget(self.initial_plan(context), context)
             if not memory.tried(initial):
                 return initial
-            # The validator rejected the first plan: vary it rather than give up.
-            empty = Diagnosis(trial_id="")
-            for focus, hypothesis, change in self._mutations(initial, empty, context, True):
+            # The validator rejected the first plan: change what its reasons point at.
+            rejected = rejection_diagnosis(context.rejections)
+            for focus, hypothesis, change in self._mutations(initial, rejected, context, True):
                 try:
                     candidate = self.fit_budget(change(initial), context)
                 except ValueError:
@@ -354,6 +392,10 @@ class RulePlanner:
         # The diagnosis of the plan being refined says what to change; a sibling's
         # diagnosis describes the sibling's change, which the sibling weighing handles.
         diagnosis = memory.diagnosis(base.trial_id) or Diagnosis(trial_id=base.trial_id)
+        if context.rejections:
+            # A plan of this iteration was rejected: what its reasons point at comes first.
+            rejected = rejection_diagnosis(context.rejections)
+            diagnosis = attrs.evolve(diagnosis, findings=(*rejected.findings, *diagnosis.findings))
         avoid, avoided_because = _regressed_directions(base, memory)
         final = context.budget_left.trials == 1
         mutations = [

@@ -6,6 +6,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Literal
 
+from ftdojo.agent.planner import PARAMETER_TOKENS_PER_SECOND, TEMPLATE_TOKENS, example_length
 from ftdojo.agent.protocols import Verdict
 from ftdojo.plans import Plan
 
@@ -34,9 +35,9 @@ def _catalog_tokens(plan: Plan, session: Session) -> float | None:
         plan.data.max_records,
         sum(s.max_records or session.catalog[s.source].records for s in plan.data.sources),
     )
-    mean = sum(
-        sum(stats.mean for stats in session.catalog[s.source].token_stats.values()) for s in plan.data.sources
-    ) / len(plan.data.sources)
+    mean = sum(example_length(session.catalog[s.source])[0] for s in plan.data.sources) / len(
+        plan.data.sources
+    )
     return records * mean * plan.train.epochs
 
 
@@ -46,9 +47,7 @@ def _longest_record(plan: Plan, session: Session) -> float | None:
     chosen = [s.source for s in plan.data.sources if s.source in known]
     if not chosen:
         return None
-    return max(
-        sum(stats.p99 for stats in session.catalog[source].token_stats.values()) + 48 for source in chosen
-    )
+    return max(example_length(session.catalog[source])[1] + TEMPLATE_TOKENS for source in chosen)
 
 
 def projected_tokens(plan: Plan, session: Session) -> float | None:
@@ -67,8 +66,6 @@ def projected_seconds(plan: Plan, session: Session) -> float | None:
     Before any trial has measured it, a prior from the model size (see
     :data:`ftdojo.agent.planner.PARAMETER_TOKENS_PER_SECOND`).
     """
-    from ftdojo.agent.planner import PARAMETER_TOKENS_PER_SECOND
-
     tokens = projected_tokens(plan, session)
     measured = [
         t.feedback.training.tokens_per_second
