@@ -351,3 +351,45 @@ def test_a_rejected_plan_is_changed_where_the_reasons_point(reason: str, changed
     fourth = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(reason,)))
     assert fourth is not None
     assert changed(first, fourth), (first.train, fourth.train)
+
+
+def test_a_source_labelled_only_with_other_categories_is_off_domain() -> None:
+    from ftdojo.agent.planner import assess_sources
+
+    docket = attrs.evolve(
+        _entry(
+            "docket",
+            ("answer", "category", "question", "solution"),
+            "Court docket extracts: same columns, worked reasoning.\n1000 records; 100.0% 'solution'",
+        ),
+        samples=({"category": "litigation"},),
+    )
+    clean = attrs.evolve(
+        _entry(
+            "worked",
+            ("answer", "category", "question", "solution"),
+            "Worked solutions, correct.\n1000 records; 100.0% 'solution'",
+        ),
+        samples=({"category": "add"},),
+    )
+    catalog = DataCatalog(task="math", tokenizer="tiny", entries=(docket, clean, CATALOG["answers"]))
+    card = attrs.evolve(CARD, categories=("add", "sub"))
+    records = {"docket": [{"category": "litigation"}] * 5, "worked": [{"category": "sub"}, {"category": "x"}]}
+    judged = {
+        a.source_id: a
+        for a in assess_sources(catalog, categories=card.categories, read_source=lambda s: records[s])
+    }
+    assert judged["docket"].off_domain
+    assert judged["docket"].categories == {"litigation"}
+    assert not judged["worked"].off_domain  # one of its labels is the task's
+    assert judged["answers"].uncategorised
+    assert not judged["answers"].off_domain
+    # Without the card's categories nothing is judged by labels.
+    assert not assess_sources(catalog)[0].off_domain
+
+    context = attrs.evolve(
+        _context(TrialTree()), catalog=catalog, card=card, read_source=lambda s: iter(records.get(s, []))
+    )
+    plan = RulePlanner().propose(context)
+    assert plan is not None
+    assert [s.source for s in plan.data.sources] == ["worked"]

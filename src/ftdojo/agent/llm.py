@@ -349,7 +349,12 @@ class RationaleSynthesizer:
             return plan
         if context.read_source is None:
             return plan
-        assessed = {a.source_id: a for a in assess_sources(context.catalog)}
+        assessed = {
+            a.source_id: a
+            for a in assess_sources(
+                context.catalog, categories=context.card.categories, read_source=context.read_source
+            )
+        }
         filled = 0
         fields: set[str] = set()
         for selection in plan.data.sources:

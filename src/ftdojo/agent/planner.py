@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ftdojo.agent.protocols import Diagnosis, Finding, FindingKind, PlanningContext
 from ftdojo.cards import CatalogEntry, DataCatalog
+from ftdojo.errors import FTDojoError
 from ftdojo.models import ModelInfo
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
 
@@ -53,13 +54,42 @@ class SourceAssessment:
     noisy: bool
     off_domain: bool
     records: int
-    #: p99 length in tokens of a record's text fields together.
+    #: p99 length in tokens of a record as a training example.
     length_p99: float
+    #: The category labels its records carry (only judged when the task has categories).
+    categories: frozenset[str] = frozenset()
+    #: The task has categories but this source's records carry none: it cannot help a
+    #: weak category, and is added after the sources that can.
+    uncategorised: bool = False
 
 
-def assess_sources(catalog: DataCatalog) -> tuple[SourceAssessment, ...]:
-    """Judge each raw source from its catalogue entry before deciding how to use it."""
-    return tuple(_assess(e) for e in catalog.entries)
+def assess_sources(
+    catalog: DataCatalog,
+    *,
+    categories: tuple[str, ...] = (),
+    read_source: Callable[[str], Iterable[dict[str, Any]]] | None = None,
+) -> tuple[SourceAssessment, ...]:
+    """Judge each raw source from its catalogue entry before deciding how to use it.
+
+    With the task's ``categories`` (from the card), a source whose records are labelled
+    only with other categories is judged off-domain, whatever its note says: a docket of
+    "litigation" records in a patent task with the same columns as the patent sources is
+    not patent data. The labels come from every record where ``read_source`` is given,
+    else from the catalogue's samples.
+    """
+    return tuple(_assess(e, categories, read_source) for e in catalog.entries)
+
+
+def _category_values(
+    entry: CatalogEntry, read_source: Callable[[str], Iterable[dict[str, Any]]] | None
+) -> frozenset[str]:
+    records: Iterable[dict[str, Any]] = entry.samples
+    if read_source is not None:
+        try:
+            records = list(read_source(entry.source_id))
+        except FTDojoError:  # unreadable here: the build will say so; judge by the samples
+            records = entry.samples
+    return frozenset(str(r["category"]) for r in records if r.get("category") not in (None, ""))
 
 
 #: Tokens the prompt template (plain or chat) adds around an example, and the end marker.
@@ -83,7 +113,11 @@ def rationale_field(entry: CatalogEntry) -> str | None:
     return next((f for f in entry.fields if f.lower() in _RATIONALE_FIELDS), None)
 
 
-def _assess(entry: CatalogEntry) -> SourceAssessment:
+def _assess(
+    entry: CatalogEntry,
+    categories: tuple[str, ...],
+    read_source: Callable[[str], Iterable[dict[str, Any]]] | None,
+) -> SourceAssessment:
     field = rationale_field(entry)
     has_rationale = False
     if field is not None:
@@ -91,11 +125,19 @@ def _assess(entry: CatalogEntry) -> SourceAssessment:
         match = re.search(rf"([\d.]+)% '{re.escape(field)}'", entry.note)
         has_rationale = match is None or float(match.group(1)) >= 50.0
     practitioner_note = entry.note.split("\n")[0]
+    off_domain = bool(_OFF_DOMAIN.search(practitioner_note))
+    labels: frozenset[str] = frozenset()
+    if categories and "category" in entry.fields:
+        labels = _category_values(entry, read_source)
+        # Labelled, but with none of the task's categories: another kind of data.
+        off_domain = off_domain or bool(labels and labels.isdisjoint(categories))
     return SourceAssessment(
         source_id=entry.source_id,
         has_rationale=has_rationale,
         noisy=bool(_NOISY.search(practitioner_note)),
-        off_domain=bool(_OFF_DOMAIN.search(practitioner_note)),
+        off_domain=off_domain,
+        categories=labels,
+        uncategorised=bool(categories) and "category" not in entry.fields,
         records=entry.records,
         length_p99=example_length(entry)[1],
     )
@@ -279,7 +321,9 @@ class RulePlanner:
     # -- first plan ---------------------------------------------------------------
 
     def initial_plan(self, context: PlanningContext) -> Plan:
-        sources = assess_sources(context.catalog)
+        sources = assess_sources(
+            context.catalog, categories=context.card.categories, read_source=context.read_source
+        )
         usable = [s for s in sources if not s.off_domain]
         clean_reasoning = [s for s in usable if s.has_rationale and not s.noisy]
         chosen = clean_reasoning or [s for s in usable if not s.noisy] or usable or list(sources)
@@ -466,7 +510,12 @@ class RulePlanner:
         self, plan: Plan, diagnosis: Diagnosis, context: PlanningContext, latest_is_parent: bool
     ) -> Iterator[Mutation]:
         train = plan.train
-        sources = {s.source_id: s for s in assess_sources(context.catalog)}
+        sources = {
+            s.source_id: s
+            for s in assess_sources(
+                context.catalog, categories=context.card.categories, read_source=context.read_source
+            )
+        }
         used = {s.source for s in plan.data.sources}
 
         # Failures first: fix what broke the latest trial.
@@ -542,7 +591,10 @@ class RulePlanner:
             )
         weak = diagnosis.has(FindingKind.WEAK_CATEGORY) or diagnosis.has(FindingKind.OVERFITTING)
         # More data, cleanest first: a noisy source only with answer verification.
-        for source in sorted(sources.values(), key=lambda s: (s.off_domain, s.noisy, not s.has_rationale)):
+        ranked = sorted(
+            sources.values(), key=lambda s: (s.off_domain, s.noisy, s.uncategorised, not s.has_rationale)
+        )
+        for source in ranked:
             if source.source_id in used or source.off_domain:
                 continue
             reason = "weak categories need more examples" if weak else "more diverse data"
