@@ -26,7 +26,7 @@ from ftdojo import (
     TrainingFeedback,
     Trial,
 )
-from ftdojo.agent import PlanningContext, RuleAnalyzer, RulePlanner, TrialTree
+from ftdojo.agent import FindingKind, PlanningContext, RuleAnalyzer, RulePlanner, TrialTree
 
 
 def _entry(source_id: str, fields: tuple[str, ...], note: str, mean: float = 40.0) -> CatalogEntry:
@@ -393,3 +393,33 @@ def test_a_source_labelled_only_with_other_categories_is_off_domain() -> None:
     plan = RulePlanner().propose(context)
     assert plan is not None
     assert [s.source for s in plan.data.sources] == ["worked"]
+
+
+def test_underfitting_within_a_capped_budget_takes_more_steps_not_a_token_more() -> None:
+    from ftdojo import EvaluationFeedback
+
+    memory = TrialTree()
+    capped = attrs.evolve(BASE_PLAN, train=attrs.evolve(BASE_PLAN.train, epochs=0.5))
+    trial = _scored("t001", capped, 0.0)
+    # The loss still falling at the end: under-fitting.
+    trial = attrs.evolve(
+        trial,
+        feedback=attrs.evolve(
+            trial.feedback,
+            evaluation=EvaluationFeedback(metric="accuracy", score=0.0, n=100, format_compliance=1.0),
+            training=TrainingFeedback(
+                steps=40,
+                epochs=0.5,
+                tokens_trained=72_000,
+                losses=tuple(LossPoint(step=i, loss=4.0 - 0.05 * i) for i in range(1, 41)),
+            ),
+        ),
+    )
+    _remember(memory, trial)
+    assert memory.diagnosis("t001").has(FindingKind.UNDERFITTING)  # type: ignore[union-attr]
+    # 1000 records x 144 tokens x 0.5 epochs = 72K: the share of 216K over 3 trials is the same.
+    plan = RulePlanner().propose(_context(memory, tokens=216_000, trials=2))
+    assert plan is not None
+    assert plan.train.batch_size == 4
+    assert plan.train.epochs == pytest.approx(0.5, abs=0.02)
+    assert "twice the optimizer steps" in plan.hypothesis

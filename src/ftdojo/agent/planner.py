@@ -184,6 +184,9 @@ def rejection_diagnosis(reasons: tuple[str, ...] | list[str]) -> Diagnosis:
     return Diagnosis(trial_id="", findings=tuple(findings))
 
 
+#: "Train longer" is only worth a trial when the budget lets it train at least this much longer.
+_LONGER = 1.25
+
 _NUMERIC_TRAIN = ("learning_rate", "epochs", "batch_size", "max_length", "lora_rank", "grad_accum")
 
 
@@ -443,8 +446,9 @@ class RulePlanner:
         avoid, avoided_because = _regressed_directions(base, memory)
         final = context.budget_left.trials == 1
         mutations = [
-            *_momentum(base, memory),
+            # The last trial spends the rest of the budget on the best plan before anything else.
             *(self._final_mutations(base.plan) if final else ()),
+            *_momentum(base, memory),
             *self._mutations(base.plan, diagnosis, context, latest is base),
         ]
         deferred: list[tuple[Mutation, Plan]] = []
@@ -480,8 +484,11 @@ class RulePlanner:
             # again would differ only where the budget cap moves the epochs.
             return None
         fitted = self.fit_budget(changed, context)
-        if changed.train.epochs > base.plan.train.epochs >= fitted.train.epochs:
-            # "Train longer" that the budget cap turns into "train as long or shorter".
+        if (
+            changed.train.epochs > base.plan.train.epochs
+            and fitted.train.epochs < base.plan.train.epochs * _LONGER
+        ):
+            # "Train longer" that the budget cap turns into "train about as long, or shorter".
             return None
         candidate = attrs.evolve(
             fitted,
@@ -577,11 +584,27 @@ class RulePlanner:
                 )
 
         # Then what the curve and the scores say.
-        if diagnosis.has(FindingKind.UNDERFITTING) and train.epochs < self.max_epochs:
+        if diagnosis.has(FindingKind.UNDERFITTING):
+            if train.epochs < self.max_epochs:
+                yield (
+                    "training",
+                    "The loss was still falling: twice the epochs should fit the data better.",
+                    (lambda p: _train(p, epochs=min(self.max_epochs, p.train.epochs * 2))),
+                )
+            # Where the budget leaves no room for more epochs, learn more from the same
+            # tokens: more optimizer steps (a smaller batch), then larger ones.
+            if train.batch_size > 2:
+                yield (
+                    "training",
+                    "The loss was still falling within this trial's tokens: half the batch gives "
+                    "twice the optimizer steps for the same tokens.",
+                    (lambda p: _train(p, batch_size=max(2, p.train.batch_size // 2))),
+                )
             yield (
                 "training",
-                "The loss was still falling: twice the epochs should fit the data better.",
-                (lambda p: _train(p, epochs=min(self.max_epochs, p.train.epochs * 2))),
+                "The loss was still falling within this trial's tokens: a higher learning rate "
+                "learns more from them.",
+                (lambda p: _train(p, learning_rate=p.train.learning_rate * 2)),
             )
         if diagnosis.has(FindingKind.OVERFITTING):
             yield (
