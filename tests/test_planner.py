@@ -423,3 +423,28 @@ def test_underfitting_within_a_capped_budget_takes_more_steps_not_a_token_more()
     assert plan.train.batch_size == 4
     assert plan.train.epochs == pytest.approx(0.5, abs=0.02)
     assert "twice the optimizer steps" in plan.hypothesis
+
+
+@pytest.mark.parametrize(
+    ("note", "noisy"),
+    [
+        ("Reviewed by a senior examiner. Spot checks found no errors.", False),
+        ("Checked by hand, without mistakes.", False),
+        ("Many answers look wrong on inspection.", True),
+        ("Answers are unreliable: one in five is off.", True),
+        ("No rationales; some errors in the answers.", True),
+    ],
+)
+def test_noise_in_a_note_is_read_with_its_negation(note: str, noisy: bool) -> None:
+    from ftdojo.agent.planner import assess_sources
+
+    catalog = DataCatalog(task="math", tokenizer="tiny", entries=(_entry("s", ("answer", "question"), note),))
+    assert assess_sources(catalog)[0].noisy is noisy
+
+
+def test_a_small_share_cuts_epochs_below_a_quarter_rather_than_overrun_it() -> None:
+    # 1000 records x 144 tokens = 144K per epoch; 30K tokens for the one trial left.
+    plan = RulePlanner().propose(_context(TrialTree(), tokens=30_000, trials=1))
+    assert plan is not None
+    assert plan.train.epochs * 144_000 <= 30_000 * 1.01
+    assert plan.train.epochs > 0

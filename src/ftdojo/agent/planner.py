@@ -38,7 +38,15 @@ __all__ = [
 
 _RATIONALE_FIELDS = ("solution", "rationale", "reasoning", "explanation", "steps", "cot", "thought")
 _OFF_DOMAIN = re.compile(r"off[- ]domain|unrelated|general[- ]knowledge|not (?:about|related)", re.I)
-_NOISY = re.compile(r"\bwrong\b|unreliable|noisy|incorrect|errors?\b", re.I)
+_NOISY = re.compile(r"\bwrong\b|unreliable|noisy|incorrect|\berrors?\b|mistakes?\b", re.I)
+# "Spot checks found no errors" is praise, not a warning.
+_NEGATED = re.compile(r"\b(?:no|not|without|never|free of|zero)\b[\w\s-]{0,12}$", re.I)
+
+
+def _mentions_noise(note: str) -> bool:
+    """Whether a note warns of wrong answers (a negated mention, "no errors", does not count)."""
+    return any(not _NEGATED.search(note[: m.start()]) for m in _NOISY.finditer(note))
+
 
 #: Prior for training throughput (parameters x tokens per second), measured on 2 CPU cores.
 PARAMETER_TOKENS_PER_SECOND = 1.5e10
@@ -134,7 +142,7 @@ def _assess(
     return SourceAssessment(
         source_id=entry.source_id,
         has_rationale=has_rationale,
-        noisy=bool(_NOISY.search(practitioner_note)),
+        noisy=_mentions_noise(practitioner_note),
         off_domain=off_domain,
         categories=labels,
         uncategorised=bool(categories) and "category" not in entry.fields,
@@ -401,7 +409,9 @@ class RulePlanner:
             shares.append(max(measured) * 0.7 * left.seconds / split)
         if not shares or tokens_per_epoch * plan.train.epochs <= min(shares):
             return plan
-        epochs = max(0.25, round(min(shares) / tokens_per_epoch, 2))
+        # Fractions of an epoch are fine (the trainer stops after that many records): the
+        # share is what counts, and a floor above it would be refused by the validator.
+        epochs = max(0.01, round(min(shares) / tokens_per_epoch, 2))
         if epochs >= plan.train.epochs:
             return plan
         return attrs.evolve(
