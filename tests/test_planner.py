@@ -448,3 +448,29 @@ def test_a_small_share_cuts_epochs_below_a_quarter_rather_than_overrun_it() -> N
     assert plan is not None
     assert plan.train.epochs * 144_000 <= 30_000 * 1.01
     assert plan.train.epochs > 0
+
+
+def test_when_no_trial_learnt_the_format_the_next_one_gets_all_the_budget_left() -> None:
+    from ftdojo import EvaluationFeedback
+
+    memory = TrialTree()
+    first = attrs.evolve(BASE_PLAN, train=attrs.evolve(BASE_PLAN.train, epochs=0.5))
+    trial = _scored("t001", first, 0.0)
+    trial = attrs.evolve(
+        trial,
+        feedback=attrs.evolve(
+            trial.feedback,
+            evaluation=EvaluationFeedback(metric="accuracy", score=0.0, n=100, format_compliance=0.1),
+        ),
+    )
+    _remember(memory, trial)
+    plan = RulePlanner().propose(_context(memory, tokens=288_000, trials=2))
+    assert plan is not None
+    # 1000 records x 144 tokens: all 288K left is 2 epochs, four times the first trial's.
+    assert plan.train.epochs == pytest.approx(2.0, abs=0.02)
+    assert "all the budget left" in plan.hypothesis
+    # Search baselines keep the even split: half of what is left for each of 2 trials.
+    even = RulePlanner().fit_budget(
+        _context(memory).memory and plan, _context(memory, tokens=288_000, trials=2), even=True
+    )
+    assert even.train.epochs == pytest.approx(1.0, abs=0.02)

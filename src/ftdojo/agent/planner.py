@@ -192,6 +192,21 @@ def rejection_diagnosis(reasons: tuple[str, ...] | list[str]) -> Diagnosis:
     return Diagnosis(trial_id="", findings=tuple(findings))
 
 
+#: Below this share of outputs in the required format, a trial has not learnt the task's format.
+LEARNT_FORMAT = 0.5
+
+
+def _nothing_learnt(memory: Any) -> bool:
+    """Trials ran and were evaluated, and none learnt the answer format.
+
+    Under a small budget that means each trial's share was too small for the model to
+    learn anything; splitting what is left again would only repeat that, so the next
+    trial gets all of it.
+    """
+    evaluated = [t.feedback.evaluation for t in memory.trials if t.feedback.evaluation is not None]
+    return bool(evaluated) and all(e.format_compliance < LEARNT_FORMAT for e in evaluated)
+
+
 #: "Train longer" is only worth a trial when the budget lets it train at least this much longer.
 _LONGER = 1.25
 
@@ -360,13 +375,16 @@ class RulePlanner:
     def _initial_train(self, model: ModelInfo, longest_tokens: float) -> TrainConfig:
         return default_train_config(model, longest_tokens)
 
-    def fit_budget(self, plan: Plan, context: PlanningContext) -> Plan:
+    def fit_budget(self, plan: Plan, context: PlanningContext, *, even: bool = False) -> Plan:
         """Cap the epochs so that this trial takes at most its share of what is left.
 
         The share is of the tokens and the seconds (through the measured throughput,
         or a prior from the model size before any trial) left: with n trials left, 1/(n+1)
         for each trial but the last, which gets all that remains (so twice the others'):
-        a first trial that eats the whole budget leaves nothing to iterate with.
+        a first trial that eats the whole budget leaves nothing to iterate with. When the
+        trials so far were evaluated and none learnt the answer format, the next trial
+        gets all that is left. ``even=True`` is the plain rule for search baselines: 1/n
+        of what is left for each of the n trials left.
         """
         left = context.budget_left
         trials_left = left.trials if left.trials > 0 else 3
@@ -393,7 +411,15 @@ class RulePlanner:
         # counted twice, and the last trial gets all of it: exploring stays cheap, and the
         # last trial, which refines the best plan, trains the longest. (Under a small budget
         # every trial underfits, so the extra tokens go where they count.)
-        split = 1 if trials_left == 1 or left.trials < 0 else trials_left + 1
+        all_in = not even and _nothing_learnt(context.memory)
+        if left.trials < 0:
+            split = 3  # no trial limit: thirds of what is left
+        elif even:
+            split = trials_left
+        elif trials_left == 1 or all_in:
+            split = 1
+        else:
+            split = trials_left + 1
         if left.train_tokens >= 0:
             shares.append(left.train_tokens / split)
         measured = [
@@ -407,8 +433,14 @@ class RulePlanner:
         if left.seconds >= 0 and measured and max(measured) > 0:
             # Training gets about 70% of a trial's time; building and evaluating take the rest.
             shares.append(max(measured) * 0.7 * left.seconds / split)
+        note = (
+            " No trial has learnt the answer format yet, so a share too small to learn it "
+            "would teach nothing: this trial gets all the budget left."
+            if all_in and split == 1 and trials_left > 1
+            else ""
+        )
         if not shares or tokens_per_epoch * plan.train.epochs <= min(shares):
-            return plan
+            return attrs.evolve(plan, hypothesis=plan.hypothesis + note) if note else plan
         # Fractions of an epoch are fine (the trainer stops after that many records): the
         # share is what counts, and a floor above it would be refused by the validator.
         epochs = max(0.01, round(min(shares) / tokens_per_epoch, 2))
@@ -417,7 +449,8 @@ class RulePlanner:
         return attrs.evolve(
             _train(plan, epochs=epochs),
             hypothesis=plan.hypothesis
-            + f" Epochs capped at {epochs} to fit this trial's share of the budget.",
+            + f" Epochs capped at {epochs} to fit this trial's share of the budget."
+            + note,
         )
 
     # -- later plans ----------------------------------------------------------------
@@ -454,7 +487,7 @@ class RulePlanner:
             rejected = rejection_diagnosis(context.rejections)
             diagnosis = attrs.evolve(diagnosis, findings=(*rejected.findings, *diagnosis.findings))
         avoid, avoided_because = _regressed_directions(base, memory)
-        final = context.budget_left.trials == 1
+        final = context.budget_left.trials == 1 or _nothing_learnt(memory)
         mutations = [
             # The last trial spends the rest of the budget on the best plan before anything else.
             *(self._final_mutations(base.plan) if final else ()),
@@ -507,6 +540,8 @@ class RulePlanner:
             hypothesis=(
                 f"{focus.capitalize()}: {hypothesis} (diagnosis of {base.trial_id}, the best so far: "
                 f"{diagnosis.summary})"
+                # What fitting the budget added (epochs capped, all the budget left).
+                + fitted.hypothesis[len(changed.hypothesis) :]
             ),
         )
         if context.memory.tried(candidate) or candidate.fingerprint() == base.plan.fingerprint():
@@ -520,7 +555,9 @@ class RulePlanner:
                 "training",
                 "Last trial: the best plan, trained longer on the rest of the budget (every trial "
                 "so far stopped at its share of the tokens).",
-                (lambda p: _train(p, epochs=min(self.max_epochs, p.train.epochs * 2))),
+                # Up to 3 epochs (at least twice the best's), then the budget cap: the rest
+                # of the budget, unless the data is used up first.
+                (lambda p: _train(p, epochs=min(self.max_epochs, max(3.0, p.train.epochs * 2)))),
             )
 
     def _mutations(

@@ -241,6 +241,7 @@ class RandomPlanner:
             plan = self._fit.fit_budget(
                 space.plan(params, hypothesis=f"random search, seed {self.seed}: {_describe(params)}"),
                 context,
+                even=True,
             )
             if not context.memory.tried(plan):
                 return plan
@@ -302,7 +303,9 @@ class TPEPlanner:
             asked = study.ask(distributions)
             params = dict(asked.params)
             plan = self._fit.fit_budget(
-                space.plan(params, hypothesis=f"TPE search, seed {self.seed}: {_describe(params)}"), context
+                space.plan(params, hypothesis=f"TPE search, seed {self.seed}: {_describe(params)}"),
+                context,
+                even=True,
             )
             if not context.memory.tried(plan):
                 return plan
