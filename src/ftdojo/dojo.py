@@ -465,6 +465,22 @@ class Dojo:
 
     # -- preparation --------------------------------------------------------------
 
+    def _training_deadline(self, run: _Run) -> float | None:
+        """When training should stop so that saving and evaluating still fit in the budget.
+
+        The evaluation's share is what this run's evaluations took so far (a fifth of the
+        time left before any), and saving gets a tenth of the rest; without a time budget
+        there is no deadline beyond the stage's own limit.
+        """
+        left = run.budgeter.seconds_left()
+        if not math.isfinite(left):
+            return None
+        evaluations = [t.feedback.execution.stage_seconds.get(Stage.EVALUATE.value, 0.0) for t in run.trials]
+        reserve = max(evaluations) if any(evaluations) else 0.2 * left
+        stop = min(left, self.limits.train.wall_seconds) - reserve
+        # Less the imports before the job starts counting (about 10 s for torch and transformers).
+        return max(1.0, stop * 0.9 - 10.0)
+
     def _limits(self, base: Limits, seconds_left: float) -> Limits:
         wall = min(base.wall_seconds, seconds_left) if math.isfinite(seconds_left) else base.wall_seconds
         return attrs.evolve(base, wall_seconds=max(1.0, wall), threads=self.threads or base.threads)
@@ -691,6 +707,7 @@ class Dojo:
                 "output_dir": str(workspace),
                 "model_path": str(prepared.model_path),
                 "max_train_tokens": tokens_left,
+                "stop_after_seconds": None if smoke else self._training_deadline(run),
                 "max_steps": self.limits.smoke_steps if smoke else None,
                 "save": not smoke,
                 "threads": self.threads,

@@ -82,6 +82,10 @@ def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     output_dir = Path(payload["output_dir"])
     max_train_tokens: int | None = payload.get("max_train_tokens")
     max_steps_cap: int | None = payload.get("max_steps")
+    # A soft deadline inside the stage's hard wall-clock limit: training stops there and
+    # the model is still saved, so a trial that would run out of time keeps what it learnt.
+    stop_after_seconds: float | None = payload.get("stop_after_seconds")
+    job_started = time.monotonic()
     if payload.get("threads"):
         torch.set_num_threads(int(payload["threads"]))
 
@@ -149,6 +153,9 @@ def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if max_train_tokens is not None and state.num_input_tokens_seen >= max_train_tokens:
                 state_box["stop_reason"] = f"token budget reached ({max_train_tokens} tokens)"
+                control.should_training_stop = True
+            elif stop_after_seconds is not None and time.monotonic() - job_started >= stop_after_seconds:
+                state_box["stop_reason"] = f"time budget reached (stopped after {stop_after_seconds:.0f} s)"
                 control.should_training_stop = True
 
     steps_per_epoch = math.ceil(len(rows) / (config.batch_size * config.grad_accum))
