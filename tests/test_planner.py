@@ -474,3 +474,18 @@ def test_when_no_trial_learnt_the_format_the_next_one_gets_all_the_budget_left()
         _context(memory).memory and plan, _context(memory, tokens=288_000, trials=2), even=True
     )
     assert even.train.epochs == pytest.approx(1.0, abs=0.02)
+
+
+def test_no_trial_on_a_scrap_of_the_budget() -> None:
+    memory = TrialTree()
+    best = _scored("t001", BASE_PLAN, 0.3)
+    best = attrs.evolve(
+        best,
+        feedback=attrs.evolve(
+            best.feedback, training=TrainingFeedback(steps=100, epochs=1.0, tokens_trained=200_000)
+        ),
+    )
+    _remember(memory, best)
+    # 20K tokens left against the best trial's 200K: a trial that cannot compete is not run.
+    assert RulePlanner().propose(_context(memory, tokens=20_000, trials=1)) is None
+    assert RulePlanner().propose(_context(memory, tokens=60_000, trials=1)) is not None

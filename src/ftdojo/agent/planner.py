@@ -207,6 +207,17 @@ def _nothing_learnt(memory: Any) -> bool:
     return bool(evaluated) and all(e.format_compliance < LEARNT_FORMAT for e in evaluated)
 
 
+#: A trial on less than this share of the best trial's tokens cannot be expected to beat it.
+MIN_SHARE_OF_BEST = 0.25
+
+
+def _too_little_left(best: Trial, context: PlanningContext) -> bool:
+    """Whether the tokens left are too few for a trial worth running against ``best``."""
+    left = context.budget_left.train_tokens
+    trained = best.feedback.training.tokens_trained if best.feedback.training else 0
+    return 0 <= left < MIN_SHARE_OF_BEST * trained
+
+
 #: "Train longer" is only worth a trial when the budget lets it train at least this much longer.
 _LONGER = 1.25
 
@@ -492,6 +503,8 @@ class RulePlanner:
         parent = memory.best()
         latest = memory.trials[-1]
         base = parent if parent is not None else latest
+        if parent is not None and _too_little_left(parent, context):
+            return None
         # The diagnosis of the plan being refined says what to change; a sibling's
         # diagnosis describes the sibling's change, which the sibling weighing handles.
         diagnosis = memory.diagnosis(base.trial_id) or Diagnosis(trial_id=base.trial_id)
