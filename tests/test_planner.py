@@ -88,7 +88,11 @@ def test_first_plan_uses_clean_reasoning_sources_only() -> None:
     plan = RulePlanner().propose(_context(TrialTree()))
     assert plan is not None
     assert [s.source for s in plan.data.sources] == ["worked"]
-    assert plan.data.include_rationale
+    # A 2M-parameter model starts answer-only; a large one keeps the reasoning.
+    assert not plan.data.include_rationale
+    big = RulePlanner().propose(_context(TrialTree(), model=BIG))
+    assert big is not None
+    assert big.data.include_rationale
     assert plan.parent is None
     assert plan.train.method == "full"  # a 2M-parameter model is trained in full
     assert plan.train.max_length <= TINY.context_length
