@@ -197,19 +197,30 @@ def test_a_source_that_fails_verification_often_is_dropped() -> None:
     assert "Drop forum (200 of 500 records of forum failed verification)" in nxt.hypothesis
 
 
-def _scored(trial_id: str, plan: Plan, score: float | None, parent: str | None = None) -> Trial:
+def _scored(
+    trial_id: str,
+    plan: Plan,
+    score: float | None,
+    parent: str | None = None,
+    *,
+    format_compliance: float = 1.0,
+    training: TrainingFeedback | None = None,
+) -> Trial:
     from ftdojo import EvaluationFeedback
 
     evaluation = (
         None
         if score is None
-        else EvaluationFeedback(metric="accuracy", score=score, n=100, format_compliance=1.0)
+        else EvaluationFeedback(metric="accuracy", score=score, n=100, format_compliance=format_compliance)
     )
     return Trial(
         trial_id=trial_id,
         plan=attrs.evolve(plan, parent=parent),
         feedback=Feedback(
-            trial_id=trial_id, execution=ExecutionFeedback(ok=score is not None), evaluation=evaluation
+            trial_id=trial_id,
+            execution=ExecutionFeedback(ok=score is not None),
+            evaluation=evaluation,
+            training=training,
         ),
         started_at=0,
         finished_at=1,
@@ -298,19 +309,10 @@ def test_more_epochs_that_the_budget_cap_would_undo_is_not_proposed() -> None:
 
 
 def test_a_change_to_what_the_plan_already_has_is_not_run_again() -> None:
-    from ftdojo import EvaluationFeedback
 
     memory = TrialTree()
     # Format non-compliance suggests keeping the rationale, which this plan already does.
-    trial = _scored("t001", BASE_PLAN, 0.10)
-    trial = attrs.evolve(
-        trial,
-        feedback=attrs.evolve(
-            trial.feedback,
-            evaluation=EvaluationFeedback(metric="accuracy", score=0.1, n=100, format_compliance=0.2),
-        ),
-    )
-    _remember(memory, trial)
+    _remember(memory, _scored("t001", BASE_PLAN, 0.10, format_compliance=0.2))
     plan = RulePlanner().propose(_context(memory, tokens=200_000, trials=3))
     assert plan is not None
     assert (
@@ -400,26 +402,16 @@ def test_a_source_labelled_only_with_other_categories_is_off_domain() -> None:
 
 
 def test_underfitting_within_a_capped_budget_takes_more_steps_not_a_token_more() -> None:
-    from ftdojo import EvaluationFeedback
-
     memory = TrialTree()
     capped = attrs.evolve(BASE_PLAN, train=attrs.evolve(BASE_PLAN.train, epochs=0.5))
-    trial = _scored("t001", capped, 0.0)
     # The loss still falling at the end: under-fitting.
-    trial = attrs.evolve(
-        trial,
-        feedback=attrs.evolve(
-            trial.feedback,
-            evaluation=EvaluationFeedback(metric="accuracy", score=0.0, n=100, format_compliance=1.0),
-            training=TrainingFeedback(
-                steps=40,
-                epochs=0.5,
-                tokens_trained=72_000,
-                losses=tuple(LossPoint(step=i, loss=4.0 - 0.05 * i) for i in range(1, 41)),
-            ),
-        ),
+    falling = TrainingFeedback(
+        steps=40,
+        epochs=0.5,
+        tokens_trained=72_000,
+        losses=tuple(LossPoint(step=i, loss=4.0 - 0.05 * i) for i in range(1, 41)),
     )
-    _remember(memory, trial)
+    _remember(memory, _scored("t001", capped, 0.0, training=falling))
     assert memory.diagnosis("t001").has(FindingKind.UNDERFITTING)  # type: ignore[union-attr]
     # 1000 records x 144 tokens x 0.5 epochs = 72K: the share of 216K over 3 trials is the same.
     plan = RulePlanner().propose(_context(memory, tokens=216_000, trials=2))
@@ -455,19 +447,9 @@ def test_a_small_share_cuts_epochs_below_a_quarter_rather_than_overrun_it() -> N
 
 
 def test_when_no_trial_learnt_the_format_the_next_one_gets_all_the_budget_left() -> None:
-    from ftdojo import EvaluationFeedback
-
     memory = TrialTree()
     first = attrs.evolve(BASE_PLAN, train=attrs.evolve(BASE_PLAN.train, epochs=0.5))
-    trial = _scored("t001", first, 0.0)
-    trial = attrs.evolve(
-        trial,
-        feedback=attrs.evolve(
-            trial.feedback,
-            evaluation=EvaluationFeedback(metric="accuracy", score=0.0, n=100, format_compliance=0.1),
-        ),
-    )
-    _remember(memory, trial)
+    _remember(memory, _scored("t001", first, 0.0, format_compliance=0.1))
     plan = RulePlanner().propose(_context(memory, tokens=288_000, trials=2))
     assert plan is not None
     # 1000 records x 144 tokens: all 288K left is 2 epochs, four times the first trial's.
@@ -482,14 +464,8 @@ def test_when_no_trial_learnt_the_format_the_next_one_gets_all_the_budget_left()
 
 def test_no_trial_on_a_scrap_of_the_budget() -> None:
     memory = TrialTree()
-    best = _scored("t001", BASE_PLAN, 0.3)
-    best = attrs.evolve(
-        best,
-        feedback=attrs.evolve(
-            best.feedback, training=TrainingFeedback(steps=100, epochs=1.0, tokens_trained=200_000)
-        ),
-    )
-    _remember(memory, best)
+    trained = TrainingFeedback(steps=100, epochs=1.0, tokens_trained=200_000)
+    _remember(memory, _scored("t001", BASE_PLAN, 0.3, training=trained))
     # 20K tokens left against the best trial's 200K: a trial that cannot compete is not run.
     assert RulePlanner().propose(_context(memory, tokens=20_000, trials=1)) is None
     assert RulePlanner().propose(_context(memory, tokens=60_000, trials=1)) is not None
