@@ -29,6 +29,7 @@ __all__ = [
     "RulePlanner",
     "SourceAssessment",
     "assess_sources",
+    "available_records",
     "default_train_config",
     "example_length",
     "plan_directions",
@@ -98,6 +99,15 @@ def _category_values(
         except FTDojoError:  # unreadable here: the build will say so; judge by the samples
             records = entry.samples
     return frozenset(str(r["category"]) for r in records if r.get("category") not in (None, ""))
+
+
+def available_records(plan: Plan, catalog: DataCatalog) -> int:
+    """Records the plan's known sources hold, each capped at its selection's ``max_records``."""
+    return sum(
+        s.max_records or catalog[s.source].records
+        for s in plan.data.sources
+        if s.source in catalog.source_ids
+    )
 
 
 #: Tokens the prompt template (plain or chat) adds around an example, and the end marker.
@@ -359,13 +369,12 @@ class RulePlanner:
         self.max_epochs = max_epochs
         #: The data sampling and training seed of the first plan; later plans inherit it.
         self.seed = seed
+        self._assessments: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[SourceAssessment, ...]] = {}
 
     # -- first plan ---------------------------------------------------------------
 
     def initial_plan(self, context: PlanningContext) -> Plan:
-        sources = assess_sources(
-            context.catalog, categories=context.card.categories, read_source=context.read_source
-        )
+        sources = self._assessed(context)
         usable = [s for s in sources if not s.off_domain]
         clean_reasoning = [s for s in usable if s.has_rationale and not s.noisy]
         chosen = clean_reasoning or [s for s in usable if not s.noisy] or usable or list(sources)
@@ -396,6 +405,16 @@ class RulePlanner:
             ),
             focus="both",
         )
+
+    def _assessed(self, context: PlanningContext) -> tuple[SourceAssessment, ...]:
+        """:func:`assess_sources` for this task, once: judging labels reads every record of a
+        source, and the raw data does not change during a run."""
+        key = (tuple(e.sha256 for e in context.catalog.entries), context.card.categories)
+        if key not in self._assessments:
+            self._assessments[key] = assess_sources(
+                context.catalog, categories=context.card.categories, read_source=context.read_source
+            )
+        return self._assessments[key]
 
     def _initial_train(self, model: ModelInfo, longest_tokens: float) -> TrainConfig:
         return default_train_config(model, longest_tokens)
@@ -428,7 +447,7 @@ class RulePlanner:
             per_record = [max(d.tokens / d.records for d in built)]
         records = min(
             plan.data.max_records,
-            sum(s.max_records or context.catalog[s.source].records for s in plan.data.sources),
+            available_records(plan, context.catalog),
         )
         tokens_per_epoch = records * sum(per_record) / len(per_record)
         shares: list[float] = []
@@ -607,12 +626,7 @@ class RulePlanner:
         self, plan: Plan, diagnosis: Diagnosis, context: PlanningContext, latest_is_parent: bool
     ) -> Iterator[Mutation]:
         train = plan.train
-        sources = {
-            s.source_id: s
-            for s in assess_sources(
-                context.catalog, categories=context.card.categories, read_source=context.read_source
-            )
-        }
+        sources = {s.source_id: s for s in self._assessed(context)}
         used = {s.source for s in plan.data.sources}
 
         # Failures first: fix what broke the latest trial.
@@ -761,11 +775,7 @@ class RulePlanner:
             "Try a lower learning rate on the best configuration.",
             (lambda p: _train(p, learning_rate=p.train.learning_rate / 2)),
         )
-        available = sum(
-            s.max_records or context.catalog[s.source].records
-            for s in plan.data.sources
-            if s.source in context.catalog.source_ids
-        )
+        available = available_records(plan, context.catalog)
         if plan.data.max_records < available:  # raising a cap the data never reaches changes nothing
             yield (
                 "data",

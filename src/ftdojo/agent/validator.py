@@ -6,7 +6,12 @@ import math
 import time
 from typing import TYPE_CHECKING, Literal
 
-from ftdojo.agent.planner import PARAMETER_TOKENS_PER_SECOND, TEMPLATE_TOKENS, example_length
+from ftdojo.agent.planner import (
+    PARAMETER_TOKENS_PER_SECOND,
+    TEMPLATE_TOKENS,
+    available_records,
+    example_length,
+)
 from ftdojo.agent.protocols import Verdict
 from ftdojo.plans import Plan
 
@@ -33,7 +38,7 @@ def _catalog_tokens(plan: Plan, session: Session) -> float | None:
         return None
     records = min(
         plan.data.max_records,
-        sum(s.max_records or session.catalog[s.source].records for s in plan.data.sources),
+        available_records(plan, session.catalog),
     )
     mean = sum(example_length(session.catalog[s.source])[0] for s in plan.data.sources) / len(
         plan.data.sources
