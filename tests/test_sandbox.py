@@ -74,6 +74,18 @@ def _eventually_dead(pid: int, seconds: float = 3.0) -> bool:
     return True
 
 
+def _eventually_silent(beat: Path, seconds: float = 3.0) -> bool:
+    """Whether the process rewriting ``beat`` every 50 ms stopped (it runs in a pid namespace
+    of its own where one is available, so its pid says nothing here)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        before = beat.read_text()
+        time.sleep(0.3)
+        if beat.read_text() == before:
+            return True
+    return False
+
+
 @pytest.mark.anyio
 async def test_echo_returns_payload_and_streams_events_live(tmp_path: Path) -> None:
     received: list[dict[str, Any]] = []
@@ -149,8 +161,8 @@ async def test_timeout_kills_the_whole_group_even_when_sigterm_is_ignored(tmp_pa
     assert "wall-clock limit" in outcome.root_cause
     assert elapsed < 2 + 1 + 3
     assert set(pids) == {"pid", "grandchild"}
-    assert _eventually_dead(pids["pid"])
-    assert _eventually_dead(pids["grandchild"])
+    assert _eventually_silent(tmp_path / "ws" / "beat-pid")
+    assert _eventually_silent(tmp_path / "ws" / "beat-grandchild")
 
 
 @pytest.mark.anyio
@@ -303,8 +315,8 @@ async def test_cancelling_run_kills_the_child_and_grandchild(tmp_path: Path) -> 
     assert scope.cancelled_caught
     assert time.monotonic() - started < 4
     assert set(pids) == {"pid", "grandchild"}
-    assert _eventually_dead(pids["pid"])
-    assert _eventually_dead(pids["grandchild"])
+    assert _eventually_silent(tmp_path / "ws" / "beat-pid")
+    assert _eventually_silent(tmp_path / "ws" / "beat-grandchild")
 
 
 @pytest.mark.anyio
@@ -317,8 +329,9 @@ async def test_on_event_exception_kills_the_child_and_propagates(tmp_path: Path)
 
     with pytest.raises(ValueError, match="consumer broke"):
         await _run(tmp_path, "hang", {"grandchild": True}, on_event=on_event, wall_seconds=30)
-    assert _eventually_dead(pids["pid"])
-    assert _eventually_dead(pids["grandchild"])
+    assert pids
+    assert _eventually_silent(tmp_path / "ws" / "beat-pid")
+    assert _eventually_silent(tmp_path / "ws" / "beat-grandchild")
 
 
 @pytest.mark.anyio
@@ -415,13 +428,25 @@ def test_invalid_job_and_limits_are_config_errors() -> None:
 
 
 @pytest.mark.anyio
-async def test_network_isolation(tmp_path: Path) -> None:
+async def test_network_is_off_by_default_and_only_an_explicit_flag_turns_it_on(tmp_path: Path) -> None:
     if await anyio.to_thread.run_sync(network_isolation_prefix) is None:
         pytest.skip("unshare cannot create a network namespace here")
-    outcome = await _run(tmp_path, "network", runner=SandboxRunner(isolate_network=True))
+    runner = SandboxRunner()
+    outcome = await _run(tmp_path, "network", runner=runner)
 
     assert outcome.ok, outcome.root_cause
     assert outcome.result == {"interfaces": ["lo"]}
+    assert runner.isolation.network_off
+    assert not runner.isolation.network_allowed
+
+    allowed = SandboxRunner(allow_network=True)
+    outcome = await _run(tmp_path / "allowed", "network", runner=allowed)
+    assert outcome.ok, outcome.root_cause
+    assert outcome.result is not None
+    assert outcome.result["interfaces"] != ["lo"]
+    assert not allowed.isolation.network_off
+    assert allowed.isolation.network_allowed
+    assert any("allow_network=True" in gap for gap in allowed.isolation.gaps)
 
 
 def test_sandbox_imports_nothing_heavy() -> None:

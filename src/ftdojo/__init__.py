@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         DataError,
         FTDojoError,
         IntegrityError,
+        IsolationError,
         JournalError,
         LLMError,
         ModelError,
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
     )
     from ftdojo.models import ModelInfo
     from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
-    from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial
+    from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial, Violation
+    from ftdojo.sandbox.isolation import Isolation
     from ftdojo.tasks.spec import Task
 
 # Names resolve on first use: the sandbox worker imports this package before it
@@ -80,6 +82,8 @@ _LAZY = {
     "FTDojoError": "ftdojo.errors",
     "Feedback": "ftdojo.feedback",
     "IntegrityError": "ftdojo.errors",
+    "IsolationError": "ftdojo.errors",
+    "Isolation": "ftdojo.sandbox.isolation",
     "JournalError": "ftdojo.errors",
     "LLMError": "ftdojo.errors",
     "LossPoint": "ftdojo.feedback",
@@ -89,6 +93,7 @@ _LAZY = {
     "PlanError": "ftdojo.errors",
     "Rejection": "ftdojo.results",
     "RunResult": "ftdojo.results",
+    "Violation": "ftdojo.results",
     "SandboxError": "ftdojo.errors",
     "SandboxTimeout": "ftdojo.errors",
     "Session": "ftdojo.dojo",
@@ -146,6 +151,8 @@ __all__ = [
     "FTDojoError",
     "Feedback",
     "IntegrityError",
+    "Isolation",
+    "IsolationError",
     "JournalError",
     "LLMError",
     "LossPoint",
@@ -172,5 +179,6 @@ __all__ = [
     "Trial",
     "UnknownSourceError",
     "UnknownTaskError",
+    "Violation",
     "__version__",
 ]

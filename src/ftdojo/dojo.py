@@ -21,11 +21,14 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+import anyio
+import anyio.to_thread
 import attrs
 import structlog
 
+from ftdojo.artifacts import check_model_artifacts
 from ftdojo.cards import DataCatalog, TaskCard
-from ftdojo.errors import AgentError, BudgetExhausted, JournalError, ModelError
+from ftdojo.errors import AgentError, BudgetExhausted, IsolationError, JournalError, ModelError
 from ftdojo.feedback import (
     DataFeedback,
     ErrorKind,
@@ -49,8 +52,9 @@ from ftdojo.models import (
     resolve_local_model,
 )
 from ftdojo.plans import Plan
-from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial
+from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial, Violation
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
+from ftdojo.sandbox.isolation import FilesystemView, Isolation
 from ftdojo.serialization import structure, to_json, unstructure
 from ftdojo.tasks.registry import get_task, task_reference
 from ftdojo.tasks.spec import EvalItem, TaskSpec
@@ -263,8 +267,12 @@ class _Run:
         tokens_before: int,
         rejections: list[Rejection] | None = None,
         annotations: dict[str, dict[str, Any]] | None = None,
+        violations: list[Violation] | None = None,
+        isolation: Isolation | None = None,
     ) -> None:
         self.dojo = dojo
+        self.violations: list[Violation] = violations if violations is not None else []
+        self.isolation = isolation
         self.rejections: list[Rejection] = rejections if rejections is not None else []
         self.annotations: dict[str, dict[str, Any]] = annotations if annotations is not None else {}
         self.prepared = prepared
@@ -322,6 +330,28 @@ class _Run:
         self.rejections.append(rejection)
         self.journal.append("rejection", rejection=unstructure(rejection))
         return rejection
+
+    def record_violations(
+        self, trial_id: str, stage: Stage | None, found: Sequence[Mapping[str, Any]]
+    ) -> None:
+        for item in found:
+            violation = Violation(
+                kind=str(item.get("kind", "unknown")),
+                detail=str(item.get("detail", "")),
+                trial_id=trial_id,
+                stage=stage.value if stage is not None else None,
+                at=time.time(),
+            )
+            self.violations.append(violation)
+            self.journal.append("violation", violation=unstructure(violation))
+            log.warning(
+                "sandbox violation",
+                run_id=self.run_id,
+                trial_id=trial_id,
+                stage=violation.stage,
+                kind=violation.kind,
+                detail=violation.detail[:200],
+            )
 
     def _next_trial_id(self) -> str:
         return f"t{len(self.trials) + 1:03d}"
@@ -419,6 +449,10 @@ class Dojo:
 
     ``home`` holds caches (built models, the raw-data repository, the private
     evaluation splits); ``runs_dir`` holds one directory per run.
+
+    Every job runs under the strongest isolation the machine allows (see
+    :attr:`isolation`); where a protection is missing the Dojo warns, and with
+    ``strict_isolation=True`` it refuses to start a run instead.
     """
 
     def __init__(
@@ -431,6 +465,7 @@ class Dojo:
         runner: SandboxRunner | None = None,
         threads: int | None = None,
         on_event: EventHandler | None = None,
+        strict_isolation: bool = False,
     ) -> None:
         from ftdojo.datarepo import RawDataRepository
 
@@ -448,6 +483,7 @@ class Dojo:
         self.default_model = model
         self.limits = limits or StageLimits()
         self.runner = runner or SandboxRunner()
+        self.strict_isolation = strict_isolation
         self.threads = threads
         self._handlers: list[EventHandler] = [on_event] if on_event is not None else []
         self._repository = RawDataRepository(self.home / "data")
@@ -493,6 +529,7 @@ class Dojo:
         workspace: Path,
         limits: Limits,
         tags: Mapping[str, Any],
+        view: FilesystemView | None = None,
     ) -> JobOutcome:
         workspace.mkdir(parents=True, exist_ok=True)
 
@@ -500,10 +537,43 @@ class Dojo:
             self._emit({**event, **tags, "stage": stage.value, "worker_event": event.get("type")})
 
         return await self.runner.run(
-            Job(entry=entry, payload=payload, stage=stage),
+            Job(entry=entry, payload=payload, stage=stage, view=view),
             workspace=workspace,
             limits=limits,
             on_event=forward,
+        )
+
+    # -- isolation ----------------------------------------------------------------
+
+    @property
+    def isolation(self) -> Isolation:
+        """What every sandboxed job of this Dojo gets on this machine."""
+        return self.runner.isolation
+
+    async def _check_isolation(self) -> Isolation:
+        isolation = await anyio.to_thread.run_sync(lambda: self.runner.isolation)
+        if isolation.gaps:
+            if self.strict_isolation:
+                raise IsolationError(
+                    "strict isolation asked for, but this machine gives jobs only "
+                    f"{isolation.describe()} ({'; '.join(isolation.notes) or 'no details'}); "
+                    "install bubblewrap (bwrap) or allow user namespaces"
+                )
+            log.warning("sandbox isolation incomplete", isolation=isolation.describe(), notes=isolation.notes)
+        return isolation
+
+    def _hidden_paths(self) -> tuple[Path, ...]:
+        """What no job may see: the private splits, every run's journal and trials, scratch."""
+        return (self.home / "private", self.runs_dir, self.home / "tmp")
+
+    def _trial_view(self, prepared: _Prepared, writable: Sequence[Path]) -> FilesystemView:
+        for path in writable:
+            path.mkdir(parents=True, exist_ok=True)
+        return FilesystemView.of(
+            writable=writable,
+            hidden=self._hidden_paths(),
+            # Re-exposed in case the user put the caches inside the runs folder.
+            readable=(self.home / "data", prepared.model_path),
         )
 
     async def ensure_model(self, name: str) -> Path:
@@ -668,6 +738,22 @@ class Dojo:
         def out_of_time() -> bool:
             return run.budgeter.seconds_left() <= 0
 
+        def crossed(
+            stage: Stage, outcome: JobOutcome | None, found: Sequence[Mapping[str, Any]] = (), **levels: Any
+        ) -> Feedback:
+            # A trial that tried to cross the sandbox fails, whatever it produced.
+            found = tuple(found) or (outcome.violations if outcome else ())
+            run.record_violations(trial_id, stage, found)
+            first = found[0]
+            return failed(
+                stage,
+                outcome,
+                kind=ErrorKind.VIOLATION,
+                cause=f"sandbox violation ({len(found)}): {first.get('kind')}: "
+                f"{str(first.get('detail'))[:300]}",
+                **levels,
+            )
+
         # 1. data
         if out_of_time():
             return failed(Stage.BUILD, None, kind=ErrorKind.TIMEOUT, cause="the run's time budget is spent")
@@ -687,8 +773,11 @@ class Dojo:
             workspace / "build",
             self._limits(self.limits.build, run.budgeter.seconds_left()),
             tags,
+            view=self._trial_view(prepared, (workspace / "build", workspace / "data")),
         )
         account(Stage.BUILD, build)
+        if build.violations:
+            return crossed(Stage.BUILD, build)
         if not build.ok or build.result is None:
             return failed(Stage.BUILD, build)
         data = structure(build.result["data"], DataFeedback)
@@ -716,6 +805,7 @@ class Dojo:
             workspace / "train",
             self._limits(self.limits.train, run.budgeter.seconds_left()),
             tags,
+            view=self._trial_view(prepared, (workspace,)),
         )
         account(Stage.TRAIN, train)
         summary = next((e for e in reversed(train.events) if e.get("type") == "training_summary"), None)
@@ -726,6 +816,8 @@ class Dojo:
             training = structure(summary["training"], TrainingFeedback)
         if training is not None and not smoke:
             run.budgeter.tokens += training.tokens_trained
+        if train.violations:
+            return crossed(Stage.TRAIN, train, data=data, training=training)
         if not train.ok:
             return failed(Stage.TRAIN, train, data=data, training=training)
         if smoke:
@@ -742,7 +834,20 @@ class Dojo:
                 training=training,
             )
 
-        # 3. validation, in a Dojo-owned workspace outside the trial's folder.
+        # 3. the saved model must be data derived from the base model before anything loads it.
+        problems = await anyio.to_thread.run_sync(
+            check_model_artifacts, workspace / "model", prepared.model_path
+        )
+        if problems:
+            return crossed(
+                Stage.EVALUATE,
+                None,
+                [{"kind": kind, "detail": detail} for kind, detail in problems],
+                data=data,
+                training=training,
+            )
+
+        # 4. validation, in a Dojo-owned workspace outside the trial's folder.
         if out_of_time():
             return failed(
                 Stage.EVALUATE,
@@ -763,6 +868,8 @@ class Dojo:
             tags=tags,
         )
         account(Stage.EVALUATE, evaluation_outcome)
+        if evaluation_outcome.violations:
+            return crossed(Stage.EVALUATE, evaluation_outcome, data=data, training=training)
         if not evaluation_outcome.ok or evaluation_outcome.result is None:
             return failed(Stage.EVALUATE, evaluation_outcome, data=data, training=training)
         evaluation = structure(evaluation_outcome.result["evaluation"], EvaluationFeedback)
@@ -793,6 +900,18 @@ class Dojo:
         tags: Mapping[str, Any],
         error_samples: int | None = None,
     ) -> JobOutcome:
+        workspace.mkdir(parents=True, exist_ok=True)
+        # The evaluator sees the one split it scores and the model under test, read-only.
+        view = FilesystemView.of(
+            writable=(workspace,),
+            hidden=self._hidden_paths(),
+            readable=(
+                items_path,
+                self.home / "data",
+                prepared.model_path,
+                *((trained_path,) if trained_path is not None else ()),
+            ),
+        )
         return await self._job(
             "ftdojo.jobs.evaluate:evaluate",
             {
@@ -810,6 +929,7 @@ class Dojo:
             workspace,
             self._limits(self.limits.evaluate, seconds_left),
             tags,
+            view=view,
         )
 
     async def _score(
@@ -834,6 +954,10 @@ class Dojo:
             tags=tags,
             error_samples=0 if split == "test" else None,
         )
+        if outcome.violations:
+            raise ModelError(
+                f"evaluation on the {split} split saw sandbox violations: {outcome.violations[:3]}"
+            )
         if not outcome.ok or outcome.result is None:
             raise ModelError(
                 f"evaluation on the {split} split failed ({outcome.error_kind}): {outcome.root_cause}"
@@ -844,6 +968,7 @@ class Dojo:
 
     async def baseline(self, task: str | TaskSpec, *, model: str | None = None) -> BaselineResult:
         """Score the untouched base model on the validation and test splits."""
+        await self._check_isolation()
         prepared = await self._prepare(task, model)
         workspace = self.home / "tmp" / f"baseline-{secrets.token_hex(4)}"
         tags = {"baseline": prepared.model_name}
@@ -871,11 +996,14 @@ class Dojo:
     ) -> RunResult:
         """Run ``agent`` on ``task`` within ``budget``; resume when ``run_id`` names a journal."""
         budget = budget or Budget()
+        isolation = await self._check_isolation()
         prepared = await self._prepare(task, model)
         run_id = run_id or f"{prepared.task.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         run_dir = self.runs_dir / run_id
         journal = Journal(run_dir / "journal.jsonl")
-        trials, seconds_before, tokens_before, rejections, annotations = self._resume(journal, prepared)
+        trials, seconds_before, tokens_before, rejections, annotations, violations = self._resume(
+            journal, prepared
+        )
         if not trials and not journal.path.exists():
             run_dir.mkdir(parents=True, exist_ok=True)
             journal.append(
@@ -884,10 +1012,11 @@ class Dojo:
                 task=task_reference(prepared.task),
                 model=prepared.model_name,
                 budget=unstructure(budget),
+                isolation=unstructure(isolation),
             )
         else:
             log.info("resuming run", run_id=run_id, trials=len(trials))
-            journal.append("run_resumed", run_id=run_id, trials=len(trials))
+            journal.append("run_resumed", run_id=run_id, trials=len(trials), isolation=unstructure(isolation))
         run = _Run(
             self,
             prepared,
@@ -899,6 +1028,8 @@ class Dojo:
             tokens_before,
             rejections,
             annotations,
+            violations,
+            isolation,
         )
         bound = structlog.contextvars.bound_contextvars(run_id=run_id)
         with bound:
@@ -916,9 +1047,10 @@ class Dojo:
 
     def _resume(
         self, journal: Journal, prepared: _Prepared
-    ) -> tuple[list[Trial], float, int, list[Rejection], dict[str, dict[str, Any]]]:
+    ) -> tuple[list[Trial], float, int, list[Rejection], dict[str, dict[str, Any]], list[Violation]]:
         trials: list[Trial] = []
         rejections: list[Rejection] = []
+        violations: list[Violation] = []
         annotations: dict[str, dict[str, Any]] = {}
         seconds = 0.0
         tokens = 0
@@ -933,7 +1065,9 @@ class Dojo:
                 rejections.append(structure(record["rejection"], Rejection))
             if record["kind"] == "annotation":
                 annotations.setdefault(str(record["trial_id"]), {})[str(record["key"])] = record["value"]
-        return trials, seconds, tokens, rejections, annotations
+            if record["kind"] == "violation":
+                violations.append(structure(record["violation"], Violation))
+        return trials, seconds, tokens, rejections, annotations, violations
 
     async def _finish(self, run: _Run, stop_reason: str, *, with_baseline: bool) -> RunResult:
         prepared = run.prepared
@@ -986,6 +1120,8 @@ class Dojo:
             baseline=baseline,
             rejections=tuple(run.rejections),
             annotations={k: dict(v) for k, v in run.annotations.items()},
+            violations=tuple(run.violations),
+            isolation=run.isolation,
         )
         run.journal.append("run_finished", result=unstructure(result))
         # A readable summary beside the journal (the journal stays the source of truth).

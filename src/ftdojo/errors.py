@@ -34,6 +34,7 @@ __all__ = [
     "DataError",
     "FTDojoError",
     "IntegrityError",
+    "IsolationError",
     "JournalError",
     "LLMError",
     "ModelError",
@@ -106,6 +107,10 @@ class SandboxError(FTDojoError, RuntimeError):
 
 class SandboxTimeout(SandboxError, TimeoutError):
     """A child process ran past its wall-clock limit and was killed."""
+
+
+class IsolationError(SandboxError):
+    """The sandbox cannot give the isolation asked for (``Dojo(strict_isolation=True)``)."""
 
 
 class BudgetExhausted(FTDojoError):

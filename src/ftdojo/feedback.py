@@ -40,6 +40,7 @@ class ErrorKind(str, enum.Enum):
     ENV = "ENV"  #: the environment: a crash, a missing library, an unreadable model
     TIMEOUT = "TIMEOUT"  #: the stage ran past its wall-clock limit
     DIVERGED = "DIVERGED"  #: the loss became NaN or infinite
+    VIOLATION = "VIOLATION"  #: the trial tried to cross the sandbox (see RunResult.violations)
 
 
 class Stage(str, enum.Enum):

@@ -10,8 +10,9 @@ import attrs
 from ftdojo.errors import ConfigError
 from ftdojo.feedback import Feedback
 from ftdojo.plans import Plan
+from ftdojo.sandbox.isolation import Isolation
 
-__all__ = ["BaselineResult", "Budget", "BudgetUsage", "Rejection", "RunResult", "Trial"]
+__all__ = ["BaselineResult", "Budget", "BudgetUsage", "Rejection", "RunResult", "Trial", "Violation"]
 
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -78,6 +79,23 @@ class Rejection:
 
 
 @attrs.frozen(kw_only=True)
+class Violation:
+    """An attempt to cross the sandbox, seen in a trial's job or in what it left behind.
+
+    ``kind`` is one of ``read_hidden``, ``write_hidden``, ``write_outside``, ``link``,
+    ``link_escape``, ``network``, ``spawn``, ``native_code`` (seen by the worker's audit
+    hook), or ``pickle_artifact``, ``foreign_model``, ``unexpected_file``,
+    ``missing_model``, ``unreadable_model`` (found in the trial's saved model).
+    """
+
+    kind: str
+    detail: str
+    trial_id: str | None = None
+    stage: str | None = None
+    at: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
 class BaselineResult:
     """The untouched base model, scored on both splits."""
 
@@ -107,6 +125,10 @@ class RunResult:
     #: What the agent journalled about each trial (trial id -> key -> JSON value), such as
     #: FT-Agent's diagnosis; see :meth:`ftdojo.Session.annotate`.
     annotations: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: Attempts to cross the sandbox, this run and before a resume; each failed its trial.
+    violations: tuple[Violation, ...] = ()
+    #: What the sandbox enforced on this machine for this run.
+    isolation: Isolation | None = None
 
     @property
     def final_trial(self) -> Trial | None:

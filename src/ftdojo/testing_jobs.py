@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ftdojo.feedback import ErrorKind
@@ -48,28 +49,38 @@ def crash(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
     raise RuntimeError(payload.get("message", "deliberate crash"))
 
 
-def _sleep_forever() -> None:
+def _sleep_forever(beat: Path | None = None) -> None:
+    # With ``beat``, the process proves it is alive by rewriting that file every 50 ms:
+    # inside a pid namespace its pid means nothing to the parent, a file does.
     while True:
-        time.sleep(3600)
+        if beat is None:
+            time.sleep(3600)
+        else:
+            beat.write_text(str(time.monotonic_ns()))
+            time.sleep(0.05)
 
 
 def hang(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
     """Sleeps forever. ``ignore_sigterm``: ignore SIGTERM; ``grandchild``: fork one that hangs too.
 
-    Emits ``{"type": "pids", "pid": ..., "grandchild": ...}`` first.
+    Emits ``{"type": "pids", "pid": ..., "grandchild": ...}`` first (pids as the job sees
+    them), and each process rewrites ``beat-pid`` / ``beat-grandchild`` in the workspace
+    every 50 ms while it lives.
     """
     if payload.get("ignore_sigterm"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     grandchild = None
+    (ctx.workspace / "beat-pid").write_text("0")
     if payload.get("grandchild"):
+        (ctx.workspace / "beat-grandchild").write_text("0")
         grandchild = os.fork()
         if grandchild == 0:
             try:
-                _sleep_forever()
+                _sleep_forever(ctx.workspace / "beat-grandchild")
             finally:
                 os._exit(0)
     ctx.emit("pids", pid=os.getpid(), grandchild=grandchild)
-    _sleep_forever()
+    _sleep_forever(ctx.workspace / "beat-pid")
     raise AssertionError("unreachable")
 
 
@@ -166,3 +177,17 @@ def many_events(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
     for index in range(count):
         ctx.emit("tick", index=index)
     return {"count": count}
+
+
+def run_code(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Runs ``payload["code"]`` as untrusted code (as a recipe's transform runs) and returns
+    the dict it leaves in ``result``; an exception it raises is returned as ``error``."""
+    from ftdojo.sandbox.guard import untrusted_code
+
+    namespace: dict[str, Any] = {"result": {}, "workspace": str(ctx.workspace)}
+    try:
+        with untrusted_code():
+            exec(compile(str(payload["code"]), "<run_code>", "exec"), namespace)
+    except Exception as exc:
+        return {**namespace["result"], "error": f"{type(exc).__name__}: {exc}"}
+    return dict(namespace["result"])

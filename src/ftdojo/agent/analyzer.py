@@ -19,6 +19,7 @@ _FAILURE_FINDINGS = {
     ErrorKind.DATA: FindingKind.DATA_FAILURE,
     ErrorKind.CONFIG: FindingKind.CONFIG_FAILURE,
     ErrorKind.ENV: FindingKind.ENV_FAILURE,
+    ErrorKind.VIOLATION: FindingKind.SANDBOX_VIOLATION,
 }
 
 
@@ -30,6 +31,8 @@ ACTIONS: dict[FindingKind, str] = {
     FindingKind.DATA_FAILURE: "fix or drop data.transform_code, or drop the source the error names",
     FindingKind.CONFIG_FAILURE: "fix the plan field the error names",
     FindingKind.ENV_FAILURE: "retry; if it repeats, simplify the plan (no transform, full precision)",
+    FindingKind.SANDBOX_VIOLATION: "drop what in data.transform_code reaches outside the trial's data "
+    "(other files, the network, processes, native code)",
     FindingKind.TRUNCATION: "raise train.max_length within the context, or accept fewer long records",
     FindingKind.NOISY_SOURCE: "drop the source, or keep it only with data.verified_only",
     FindingKind.UNDERFITTING: "more train.epochs, or a higher train.learning_rate",

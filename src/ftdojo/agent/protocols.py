@@ -40,6 +40,7 @@ class FindingKind(str, enum.Enum):
     DATA_FAILURE = "data_failure"
     CONFIG_FAILURE = "config_failure"
     ENV_FAILURE = "env_failure"
+    SANDBOX_VIOLATION = "sandbox_violation"
     NOISY_SOURCE = "noisy_source"
     TRUNCATION = "truncation"
     WEAK_CATEGORY = "weak_category"

@@ -30,9 +30,12 @@ def _read_source(source_id: str, path: Path, fmt: str) -> Iterator[dict[str, Any
 
 
 def _compile_transform(code: str) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    from ftdojo.sandbox.guard import untrusted_code
+
     namespace: dict[str, Any] = {}
     try:
-        exec(compile(code, "<recipe.transform_code>", "exec"), namespace)
+        with untrusted_code():
+            exec(compile(code, "<recipe.transform_code>", "exec"), namespace)
     except SyntaxError as exc:
         raise DataError(f"data.transform_code does not compile: {exc}") from exc
     transform = namespace.get("transform")
@@ -101,10 +104,13 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
     # 2. user transform, in this sandboxed process only.
     if recipe.transform_code:
+        from ftdojo.sandbox.guard import untrusted_code
+
         transform = _compile_transform(recipe.transform_code)
         transformed: list[tuple[str, dict[str, Any]]] = []
         for source, record in loaded:
-            result = transform(dict(record))
+            with untrusted_code():
+                result = transform(dict(record))
             if result is not None:
                 if not isinstance(result, dict):
                     raise DataError(

@@ -7,7 +7,9 @@ The channel is one JSON object per line, each with a ``"type"``. Two types are
 terminal and written by the worker itself: ``"result"`` (``result`` holds what the
 entry function returned, or ``result_file`` names a file in the workspace when it was
 too big for one line) and ``"error"`` (``kind``, ``message``, ``where``). Both carry
-``peak_rss_mb``. ``"warning"`` events (``message``) end up in the outcome's warnings.
+``peak_rss_mb``. ``"warning"`` events (``message``) end up in the outcome's warnings,
+``"violation"`` events (``kind``, ``detail``, sent by :mod:`ftdojo.sandbox.guard`) in its
+violations.
 Everything else is the job's own, sent with :meth:`WorkerContext.emit`.
 """
 
@@ -26,6 +28,7 @@ from ftdojo.feedback import ErrorKind, Stage
 __all__ = [
     "JOB_FILE",
     "MAX_EVENT_BYTES",
+    "MAX_VIOLATIONS",
     "RESULT_FILE",
     "WORKER_MODULE",
     "JobFailure",
@@ -41,6 +44,8 @@ JOB_FILE = "job.json"
 RESULT_FILE = "result.json"
 #: The longest event line the parent accepts; longer lines are dropped with a warning.
 MAX_EVENT_BYTES = 1024 * 1024
+#: ``"violation"`` events (``kind``, ``detail``) kept per job.
+MAX_VIOLATIONS = 100
 
 
 class JobFailure(FTDojoError):

@@ -16,8 +16,8 @@ import inspect
 import json
 import os
 import re
-import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -33,7 +33,15 @@ import structlog
 
 from ftdojo.errors import ConfigError, SandboxError
 from ftdojo.feedback import ErrorKind, Stage
-from ftdojo.sandbox.protocol import JOB_FILE, MAX_EVENT_BYTES, WORKER_MODULE
+from ftdojo.sandbox.isolation import (
+    BUBBLEWRAP,
+    FilesystemView,
+    Isolation,
+    _probe_backends,
+    detect_isolation,
+    isolation_prefix,
+)
+from ftdojo.sandbox.protocol import JOB_FILE, MAX_EVENT_BYTES, MAX_VIOLATIONS, WORKER_MODULE
 
 __all__ = [
     "MAX_EVENTS",
@@ -115,6 +123,10 @@ class Job:
     payload: dict[str, Any]
     #: The stage the job belongs to; it decides the error kind of unclassified exceptions.
     stage: Stage
+    #: What the job may see and write; ``None`` leaves the host's filesystem as it is
+    #: (for the Dojo's own trusted jobs). Only enforced where the isolation has a
+    #: filesystem view; everywhere, the worker reports attempts to cross it as violations.
+    view: FilesystemView | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -138,6 +150,9 @@ class JobOutcome:
     #: Captured stderr, head and tail.
     output: str
     warnings: tuple[str, ...]
+    #: Attempts the worker saw to cross the sandbox (read a hidden path, write outside the
+    #: workspace, open a socket, ...); each a dict with ``kind`` and ``detail``.
+    violations: tuple[dict[str, Any], ...] = ()
 
 
 def _looks_secret(key: str) -> bool:
@@ -196,32 +211,14 @@ def scrubbed_environment(
     return env
 
 
-@functools.cache
 def network_isolation_prefix() -> tuple[str, ...] | None:
-    """The command prefix that runs a child without network, or ``None`` where unavailable.
+    """The ``unshare`` prefix that runs a command without network, or ``None`` where unavailable.
 
     Probed once per process: ``unshare -n`` needs CAP_SYS_ADMIN (root), ``unshare -r -n``
-    needs unprivileged user namespaces; containers often allow neither.
+    needs unprivileged user namespaces; containers often allow neither. Sandboxed jobs use
+    :func:`~ftdojo.sandbox.isolation.isolation_prefix`, which prefers bubblewrap.
     """
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return None
-    candidates = [(unshare, "-n"), (unshare, "-r", "-n")] if os.geteuid() == 0 else [(unshare, "-r", "-n")]
-    for prefix in candidates:
-        try:
-            probe = subprocess.run(
-                [*prefix, "true"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=10,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if probe.returncode == 0:
-            return prefix
-    return None
+    return _probe_backends()[1]
 
 
 class _OutputCapture:
@@ -263,6 +260,7 @@ class _OutputCapture:
 class _RunState:
     output: _OutputCapture
     events: list[dict[str, Any]] = attrs.Factory(list)
+    violations: list[dict[str, Any]] = attrs.Factory(list)
     events_dropped: int = 0
     bad_lines: int = 0
     oversized_lines: int = 0
@@ -368,12 +366,32 @@ def _root_cause_from_output(output: str, returncode: int | None) -> str:
     return _cap(f"{headline}\n{excerpt}" if excerpt else headline)
 
 
+def _read_regular_file(path: Path) -> str:
+    """A file's text, refusing a symbolic or hard link a job may have put there.
+
+    The Dojo reads it outside any sandbox: a link would let a job make the Dojo read
+    (and report back) a file the job itself cannot see.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise OSError(f"{path.name} is not a plain file with a single link")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read().decode("utf-8")
+    finally:
+        os.close(fd)
+
+
 class SandboxRunner:
     """Runs :class:`Job` s in child processes under :class:`Limits`.
 
-    ``extra_env`` is added to every child's scrubbed environment. ``isolate_network``
-    starts children in a network namespace of their own when ``unshare`` allows it, and
-    logs a warning otherwise.
+    Every child runs under the strongest isolation the machine allows
+    (:func:`~ftdojo.sandbox.isolation.detect_isolation`): without network, in the
+    :class:`~ftdojo.sandbox.isolation.FilesystemView` its job asks for, unable to see
+    other processes. Network access is only ever given by ``allow_network=True``, which
+    :attr:`isolation` records. ``extra_env`` is added to every child's scrubbed
+    environment.
     """
 
     def __init__(
@@ -381,23 +399,34 @@ class SandboxRunner:
         *,
         python: str = sys.executable,
         extra_env: Mapping[str, str] | None = None,
-        isolate_network: bool = False,
+        allow_network: bool = False,
     ) -> None:
         if extra_env:
             _check_extra(extra_env)
         self._python = python
         self._extra_env = dict(extra_env or {})
-        self._isolate_network = isolate_network
+        self._allow_network = allow_network
+        self._isolation: Isolation | None = None
+        self._warned = False
 
-    async def _command(self, job_path: Path) -> list[str]:
-        command = [self._python, "-m", WORKER_MODULE, str(job_path)]
-        if not self._isolate_network:
-            return command
-        prefix = await anyio.to_thread.run_sync(network_isolation_prefix)
-        if prefix is None:
-            _log.warning("network isolation unavailable (unshare failed); running the job with network")
-            return command
-        return [*prefix, *command]
+    @property
+    def isolation(self) -> Isolation:
+        """What this runner's children get on this machine (probed on first use)."""
+        if self._isolation is None:
+            self._isolation = detect_isolation(allow_network=self._allow_network)
+        return self._isolation
+
+    async def _command(self, job: Job, workspace: Path) -> tuple[list[str], bool]:
+        """The command line, and whether bubblewrap wraps it (it reports signals as 128+N)."""
+        isolation = await anyio.to_thread.run_sync(lambda: self.isolation)
+        if isolation.gaps and not self._warned:
+            self._warned = True
+            _log.warning(
+                "sandbox isolation incomplete", isolation=isolation.describe(), notes=isolation.notes
+            )
+        prefix = isolation_prefix(isolation, job.view, workdir=workspace)
+        command = [*prefix, self._python, "-m", WORKER_MODULE, str(workspace / JOB_FILE)]
+        return command, isolation.backend == BUBBLEWRAP and bool(prefix)
 
     async def run(
         self,
@@ -416,7 +445,7 @@ class SandboxRunner:
         workspace, env = await anyio.to_thread.run_sync(
             functools.partial(self._prepare, job, workspace=workspace, limits=limits)
         )
-        command = await self._command(workspace / JOB_FILE)
+        command, wrapped = await self._command(job, workspace)
 
         state = _RunState(output=_OutputCapture(limits.output_bytes))
         started = time.monotonic()
@@ -467,7 +496,11 @@ class SandboxRunner:
 
         if state.callback_error is not None:
             raise state.callback_error
-        outcome = self._outcome(process.returncode, state, limits, time.monotonic() - started, workspace)
+        returncode = process.returncode
+        if wrapped and returncode is not None and 128 < returncode <= 128 + 64:
+            # bubblewrap exits 128+N when the job it runs was killed by signal N.
+            returncode = -(returncode - 128)
+        outcome = self._outcome(returncode, state, limits, time.monotonic() - started, workspace)
         log.info(
             "sandbox job finished",
             ok=outcome.ok,
@@ -488,6 +521,7 @@ class SandboxRunner:
                     "payload": job.payload,
                     "stage": job.stage.value,
                     "limits": attrs.asdict(limits),
+                    "view": attrs.asdict(job.view) if job.view is not None else None,
                 },
                 allow_nan=True,
                 indent=1,
@@ -580,6 +614,14 @@ class SandboxRunner:
         if event["type"] in ("result", "error"):
             state.terminal = event
             state.events.append(event)
+        elif event["type"] == "violation":
+            if len(state.violations) < MAX_VIOLATIONS:
+                state.violations.append(
+                    {
+                        "kind": str(event.get("kind", "unknown"))[:64],
+                        "detail": str(event.get("detail", ""))[:500],
+                    }
+                )
         elif len(state.events) < MAX_EVENTS:
             state.events.append(event)
         else:
@@ -667,6 +709,7 @@ class SandboxRunner:
             events=tuple(state.events),
             output=output,
             warnings=tuple(warnings),
+            violations=tuple(state.violations),
         )
 
     def _result(
@@ -676,7 +719,7 @@ class SandboxRunner:
             # Only a bare name inside the workspace is honoured.
             path = workspace / Path(str(terminal["result_file"])).name
             try:
-                loaded = json.loads(path.read_text(encoding="utf-8"))
+                loaded = json.loads(_read_regular_file(path))
             except (OSError, ValueError) as exc:
                 warnings.append(f"cannot read the result file {path.name}: {exc}")
                 return None

@@ -18,6 +18,7 @@ import importlib
 import json
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -235,12 +236,24 @@ def _report_result(ctx: WorkerContext, result: dict[str, Any]) -> None:
     ctx._write_raw(line)
 
 
+def _install_guard(view: Mapping[str, Any] | None, ctx: WorkerContext) -> None:
+    from ftdojo.sandbox.guard import Guard
+
+    def report(kind: str, detail: str) -> None:
+        ctx._write_raw(_encode({"type": "violation", "time": time.time(), "kind": kind, "detail": detail}))
+
+    Guard(view, report).install()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the job described by the JSON file named on the command line; returns the exit status."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m ftdojo.sandbox.worker JOB_JSON", file=sys.stderr)
         return 2
+    # Inherited as ignored from the launcher that shields bubblewrap from SIGTERM; the job
+    # itself must get the parent's SIGTERM (and may handle it in its grace period).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     job_path = Path(args[0]).resolve()
     spec = json.loads(job_path.read_text(encoding="utf-8"))
     limits: Mapping[str, Any] = spec.get("limits") or {}
@@ -259,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"ftdojo worker: {problem}", file=sys.stderr)
         ctx.emit("warning", message=problem)
+    _install_guard(spec.get("view"), ctx)
     try:
         function = _load_entry(str(spec["entry"]))
         _limit_torch_threads(limits.get("threads"))
