@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ftdojo.errors import IsolationError
-from ftdojo.feedback import Stage
+from ftdojo.feedback import ErrorKind, Stage
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
 from ftdojo.sandbox.isolation import FilesystemView, detect_isolation
 
@@ -44,9 +44,14 @@ def layout(tmp_path: Path) -> dict[str, Path]:
     return {"private": private, "runs": runs, "workspace": workspace, "outside": outside}
 
 
-async def _attack(layout: dict[str, Path], code: str) -> JobOutcome:
+async def _attack(layout: dict[str, Path], code: str, *, trusted: bool = False) -> JobOutcome:
     view = FilesystemView.of(writable=[layout["workspace"]], hidden=[layout["private"], layout["runs"]])
-    job = Job(entry="ftdojo.testing_jobs:run_code", payload={"code": code}, stage=Stage.BUILD, view=view)
+    job = Job(
+        entry="ftdojo.testing_jobs:run_code",
+        payload={"code": code, "trusted": trusted},
+        stage=Stage.BUILD,
+        view=view,
+    )
     return await SandboxRunner().run(job, workspace=layout["workspace"], limits=Limits(wall_seconds=60))
 
 
@@ -54,101 +59,133 @@ def _kinds(outcome: JobOutcome) -> set[str]:
     return {v["kind"] for v in outcome.violations}
 
 
+def _shell(command: str) -> str:
+    """Code that runs ``command`` in ``sh`` (outside the audit hook's sight) and keeps its
+    exit status and output."""
+    return (
+        "import subprocess\n"
+        f"done = subprocess.run(['sh', '-c', {command!r}], capture_output=True, text=True)\n"
+        "result['status'] = done.returncode\n"
+        "result['out'] = done.stdout + done.stderr\n"
+    )
+
+
+# -- what the kernel enforces, seen with tools the audit hook cannot watch ------------
+
+
 @needs_view
 async def test_hidden_files_do_not_exist_in_the_view(layout: dict[str, Path]) -> None:
     secret = layout["private"] / "test.jsonl"
-    code = (
-        f"import os\n"
-        f"result['exists'] = os.path.exists({str(secret)!r})\n"
-        f"result['listing'] = os.listdir({str(layout['private'])!r})\n"
-        f"result['journal'] = os.path.exists({str(layout['runs'] / 'run1' / 'journal.jsonl')!r})\n"
-        f"result['own'] = os.path.isdir({str(layout['workspace'])!r})\n"
-        f"open({str(secret)!r}).read()\n"
+    journal = layout["runs"] / "run1" / "journal.jsonl"
+    command = (
+        f"test -e {secret} && echo SECRET-EXISTS; ls -A {layout['private']}; "
+        f"test -e {journal} && echo JOURNAL-EXISTS; test -d {layout['workspace']} && echo OWN-OK; "
+        f"cat {secret}"
     )
-    outcome = await _attack(layout, code)
+    outcome = await _attack(layout, _shell(command), trusted=True)
 
     assert outcome.ok, outcome.root_cause
     assert outcome.result is not None
-    assert outcome.result["exists"] is False
-    assert outcome.result["listing"] == []
-    assert outcome.result["journal"] is False
-    assert outcome.result["own"] is True
-    assert "error" in outcome.result  # the read failed
-    assert "read_hidden" in _kinds(outcome)
+    out = outcome.result["out"]
+    assert "SECRET-EXISTS" not in out
+    assert "JOURNAL-EXISTS" not in out
+    assert "secret question" not in out
+    assert "OWN-OK" in out
+    assert "No such file" in out
     assert secret.read_text().startswith('{"prompt"')  # untouched on the host
 
 
 @needs_view
-async def test_writes_outside_the_workspace_fail_and_are_reported(layout: dict[str, Path]) -> None:
-    target = layout["outside"] / "planted.txt"
-    code = f"open({str(target)!r}, 'w').write('x')\n"
-    outcome = await _attack(layout, code)
-
-    assert outcome.ok
-    assert outcome.result is not None
-    assert "Read-only file system" in outcome.result["error"]
-    assert not target.exists()
-    assert "write_outside" in _kinds(outcome)
-
-
-@needs_view
-async def test_the_package_and_its_metrics_are_read_only(layout: dict[str, Path]) -> None:
+async def test_the_system_is_read_only_but_the_workspace_is_not(layout: dict[str, Path]) -> None:
     import ftdojo.metrics
 
-    metric_dir = Path(ftdojo.metrics.__file__).parent
-    code = f"open({str(metric_dir / 'planted.py')!r}, 'w').write('score = 1.0')\n"
-    outcome = await _attack(layout, code)
-
-    assert outcome.result is not None
-    assert "error" in outcome.result
-    assert not (metric_dir / "planted.py").exists()
-    assert "write_outside" in _kinds(outcome)
-
-
-@needs_view
-async def test_a_symlink_to_a_hidden_file_leads_nowhere(layout: dict[str, Path]) -> None:
-    secret = layout["private"] / "test.jsonl"
-    code = (
-        f"import os\n"
-        f"os.symlink({str(secret)!r}, 'split.jsonl')\n"
-        f"result['text'] = open('split.jsonl').read()\n"
+    metric = Path(ftdojo.metrics.__file__).parent / "planted.py"
+    command = (
+        f"echo x > {layout['outside'] / 'planted.txt'}; echo x > {metric}; "
+        f"echo x > {layout['workspace'] / 'mine.txt'} && echo OWN-WRITTEN"
     )
-    outcome = await _attack(layout, code)
+    outcome = await _attack(layout, _shell(command), trusted=True)
 
+    assert outcome.ok, outcome.root_cause
     assert outcome.result is not None
-    assert "text" not in outcome.result
-    assert {"link"} <= _kinds(outcome)
-
-
-async def test_network_connections_fail_and_are_reported(layout: dict[str, Path]) -> None:
-    if not FULL.network_off:
-        pytest.skip("no network namespace here")
-    code = "import socket\nsocket.create_connection(('198.51.100.7', 80), timeout=2)\n"
-    outcome = await _attack(layout, code)
-
-    assert outcome.result is not None
-    assert "error" in outcome.result
-    assert "network" in _kinds(outcome)
+    assert outcome.result["out"].count("Read-only file system") == 2
+    assert "OWN-WRITTEN" in outcome.result["out"]
+    assert not (layout["outside"] / "planted.txt").exists()
+    assert not metric.exists()
+    assert (layout["workspace"] / "mine.txt").read_text() == "x\n"
 
 
 @needs_view
 async def test_the_parent_is_invisible_and_nothing_can_be_unmounted(layout: dict[str, Path]) -> None:
-    code = (
-        f"import os, subprocess\n"
-        f"result['parent_visible'] = os.path.exists('/proc/{os.getpid()}')\n"
-        f"result['pids'] = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
-        f"result['umount'] = subprocess.run(['umount', {str(layout['private'])!r}]).returncode\n"
-        f"result['caps'] = [l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1]\n"
+    command = (
+        f"test -e /proc/{os.getpid()}/root && echo PARENT-VISIBLE; ls /proc | grep -c '^[0-9]'; "
+        f"umount {layout['private']} && echo UNMOUNTED; grep CapEff /proc/self/status"
     )
-    outcome = await _attack(layout, code)
+    outcome = await _attack(layout, _shell(command), trusted=True)
 
     assert outcome.ok, outcome.root_cause
     assert outcome.result is not None
-    assert outcome.result["parent_visible"] is False
-    assert max(outcome.result["pids"]) < 100  # a pid namespace of its own
-    assert outcome.result["umount"] != 0
-    assert int(outcome.result["caps"], 16) == 0
-    assert "spawn" in _kinds(outcome)
+    out = outcome.result["out"]
+    assert "PARENT-VISIBLE" not in out
+    assert "UNMOUNTED" not in out
+    assert int(out.splitlines()[0]) < 10  # a pid namespace of its own: a handful of processes
+    assert "CapEff:\t0000000000000000" in out
+
+
+async def test_there_is_no_network(layout: dict[str, Path]) -> None:
+    if not FULL.network_off:
+        pytest.skip("no network namespace here")
+    command = "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '"
+    outcome = await _attack(layout, _shell(command), trusted=True)
+
+    assert outcome.ok, outcome.root_cause
+    assert outcome.result is not None
+    assert outcome.result["out"].split() == ["lo"]
+
+
+# -- what the audit hook sees: each attempt stops the job and is a violation ----------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("read the private split", "read_hidden"),
+        ("write outside", "write_outside"),
+        ("edit a metric", "write_outside"),
+        ("symlink to the split", "link"),
+        ("hard link to the split", "link"),
+        ("connect out", "network"),
+        ("read the parent's files through /proc", "proc_snoop"),
+        ("start a process", "spawn"),
+        ("load native code", "native_code"),
+    ],
+)
+async def test_each_attempt_stops_the_job_as_a_violation(
+    layout: dict[str, Path], name: str, kind: str
+) -> None:
+    import ftdojo.metrics
+
+    secret = str(layout["private"] / "test.jsonl")
+    metric = str(Path(ftdojo.metrics.__file__).parent / "accuracy.py")
+    code = {
+        "read the private split": f"open({secret!r}).read()",
+        "write outside": f"open({str(layout['outside'] / 'x')!r}, 'w')",
+        "edit a metric": f"open({metric!r}, 'a')",
+        "symlink to the split": f"import os\nos.symlink({secret!r}, 'split.jsonl')",
+        "hard link to the split": f"import os\nos.link({secret!r}, 'split.jsonl')",
+        "connect out": "import socket\nsocket.create_connection(('198.51.100.7', 80), timeout=2)",
+        "read the parent's files through /proc": f"open('/proc/{os.getppid()}/environ').read()",
+        "start a process": "import subprocess\nsubprocess.run(['true'])",
+        "load native code": "import ctypes\nctypes.CDLL('libc.so.6')",
+    }[name]
+    outcome = await _attack(layout, code + "\nresult['finished'] = True\n")
+
+    assert outcome.error_kind is ErrorKind.VIOLATION
+    assert outcome.result is None
+    assert kind in _kinds(outcome)
+    assert "sandbox violation" in outcome.root_cause
+    assert not (layout["outside"] / "x").exists()
+    assert not (layout["workspace"] / "split.jsonl").exists() or kind == "link"
 
 
 async def test_strict_isolation_refuses_a_machine_without_it(tmp_path: Path) -> None:
@@ -188,3 +225,57 @@ def test_view_resolution() -> None:
     assert not view.is_hidden("/r/runsabc")
     assert view.is_writable("/r/runs/x/t1/a")
     assert not view.is_writable("/r/runs/x/m/a")
+
+
+async def test_a_fork_bomb_is_capped_and_reported(layout: dict[str, Path]) -> None:
+    if FULL.process_limit != "pids cgroup":
+        pytest.skip("no pids cgroup here: " + "; ".join(FULL.notes))
+    code = (
+        "import os, time\n"
+        "children = 0\n"
+        "try:\n"
+        "    for _ in range(100000):\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(30)\n"
+        "            os._exit(0)\n"
+        "        children += 1\n"
+        "except OSError as exc:\n"
+        "    result['stopped'] = str(exc)\n"
+        "result['children'] = children\n"
+    )
+    view = FilesystemView.of(writable=[layout["workspace"]], hidden=[layout["private"]])
+    job = Job(entry="ftdojo.testing_jobs:run_code", payload={"code": code}, stage=Stage.BUILD, view=view)
+    outcome = await SandboxRunner().run(
+        job, workspace=layout["workspace"], limits=Limits(wall_seconds=60, max_processes=64)
+    )
+
+    # Stopped at its first fork, as a violation; had it not been, the cgroup caps it.
+    assert outcome.error_kind is ErrorKind.VIOLATION
+    assert "spawn" in _kinds(outcome)
+
+
+async def test_the_process_cap_holds_for_trusted_jobs_too(layout: dict[str, Path]) -> None:
+    if FULL.process_limit != "pids cgroup":
+        pytest.skip("no pids cgroup here")
+    code = (
+        "import os, time\n"
+        "children = 0\n"
+        "try:\n"
+        "    for _ in range(1000):\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(30)\n"
+        "            os._exit(0)\n"
+        "        children += 1\n"
+        "except OSError as exc:\n"
+        "    result['stopped'] = str(exc)\n"
+        "result['children'] = children\n"
+    )
+    job = Job(entry="ftdojo.testing_jobs:run_code", payload={"code": code}, stage=Stage.BUILD)  # no view
+    outcome = await SandboxRunner().run(
+        job, workspace=layout["workspace"], limits=Limits(wall_seconds=60, max_processes=32)
+    )
+
+    assert outcome.ok, outcome.root_cause
+    assert outcome.result is not None
+    assert "stopped" in outcome.result
+    assert outcome.result["children"] < 32

@@ -181,12 +181,20 @@ def many_events(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
 
 def run_code(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
     """Runs ``payload["code"]`` as untrusted code (as a recipe's transform runs) and returns
-    the dict it leaves in ``result``; an exception it raises is returned as ``error``."""
+    the dict it leaves in ``result``; an exception it raises is returned as ``error``.
+
+    With ``trusted`` the code runs as the Dojo's own job code does (starting processes is
+    then not a violation): tests use it to reach the kernel's protections with tools the
+    audit hook cannot see, such as ``sh``.
+    """
+    import contextlib
+
     from ftdojo.sandbox.guard import untrusted_code
 
     namespace: dict[str, Any] = {"result": {}, "workspace": str(ctx.workspace)}
+    marker = contextlib.nullcontext() if payload.get("trusted") else untrusted_code()
     try:
-        with untrusted_code():
+        with marker:
             exec(compile(str(payload["code"]), "<run_code>", "exec"), namespace)
     except Exception as exc:
         return {**namespace["result"], "error": f"{type(exc).__name__}: {exc}"}

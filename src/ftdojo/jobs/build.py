@@ -68,8 +68,6 @@ def _stratified_sample(rows: list[dict[str, Any]], k: int, rng: random.Random) -
 
 
 def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    from transformers import AutoTokenizer
-
     recipe = structure(payload["recipe"], DataRecipe)
     task = task_from_reference(payload["task"])
     sources: dict[str, str] = payload["sources"]
@@ -80,9 +78,6 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(recipe.seed)
     steps: list[StepCount] = []
-
-    tokenizer = AutoTokenizer.from_pretrained(payload["model_path"], trust_remote_code=False)
-    template, template_hash = resolve_template(tokenizer, recipe.template)
 
     # 1. load, capped per source (a random subset, not the first N: raw files are
     #    often sorted by difficulty or date).
@@ -119,6 +114,13 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
                 transformed.append((source, result))
         steps.append(StepCount(step="transform", records_in=len(loaded), records_out=len(transformed)))
         loaded = transformed
+
+    # transformers is imported only now: a recipe that tries to cross the sandbox is
+    # stopped before the job pays for the import.
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(payload["model_path"], trust_remote_code=False)
+    template, template_hash = resolve_template(tokenizer, recipe.template)
 
     # 3. verification by outcome.
     failed_verification = 0

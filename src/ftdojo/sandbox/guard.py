@@ -42,6 +42,7 @@ _CHANGE_EVENTS = {
 }
 _NETWORK_EVENTS = frozenset({"socket.connect", "socket.sendto", "socket.bind"})
 _MAX_REPORTS = 100
+_PROC_WINDOWS = frozenset({"root", "cwd", "fd", "environ", "mem", "maps", "map_files", "exe", "cmdline"})
 
 #: The guard of this process, once the worker installed one.
 _active: Guard | None = None
@@ -146,6 +147,8 @@ class Guard:
         path = _as_path(args[0]) if args else None
         if path is None:
             return
+        if path.startswith("/proc/"):
+            self._check_proc(path)
         mode = args[1] if len(args) > 1 and isinstance(args[1], str) else "r"
         flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
         writing = any(c in mode for c in "wax+") or bool(flags & _WRITE_FLAGS)
@@ -161,6 +164,19 @@ class Guard:
             if real != path and self._hidden(real):
                 self._flag("link_escape", f"{path} -> {real}")
                 raise PermissionError(f"ftdojo sandbox: {path} leads out of this job's view")
+
+    def _check_proc(self, path: str) -> None:
+        # /proc/PID/root, /cwd, /fd, /environ of another process are windows into its
+        # files and secrets (the Dojo's, where there is no pid namespace).
+        parts = path.split("/")
+        if (
+            len(parts) > 3
+            and parts[2].isdigit()
+            and int(parts[2]) != os.getpid()
+            and parts[3] in _PROC_WINDOWS
+        ):
+            self._flag("proc_snoop", path)
+            raise PermissionError(f"ftdojo sandbox: {path} belongs to another process")
 
     def _check_link(self, event: str, args: tuple[Any, ...]) -> None:
         source, destination = (_as_path(a) for a in args[:2]) if len(args) >= 2 else (None, None)

@@ -20,8 +20,10 @@ refuses to start with less than all three.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -99,6 +101,9 @@ class Isolation:
     process_isolation: bool
     #: Network access was allowed on purpose (``SandboxRunner(allow_network=True)``).
     network_allowed: bool = False
+    #: How the number of processes a job may start is capped: ``"pids cgroup"`` or
+    #: ``"none"`` (then a fork bomb is bounded only by the wall-clock limit).
+    process_limit: str = "none"
     #: Why a protection is missing, as the probes saw it.
     notes: tuple[str, ...] = ()
 
@@ -198,6 +203,16 @@ def _probe_backends() -> tuple[str | None, tuple[str, ...] | None, tuple[str, ..
 def detect_isolation(*, allow_network: bool = False) -> Isolation:
     """The strongest isolation this machine allows (probed once per process)."""
     bwrap, unshare, notes = _probe_backends()
+    cgroups = pids_cgroup_root()
+    if cgroups is None:
+        notes = (*notes, "no writable pids cgroup: the number of processes a job starts is not capped")
+    isolation = _detect(bwrap, unshare, notes, allow_network)
+    return attrs.evolve(isolation, process_limit="pids cgroup" if cgroups else "none")
+
+
+def _detect(
+    bwrap: str | None, unshare: tuple[str, ...] | None, notes: tuple[str, ...], allow_network: bool
+) -> Isolation:
     if bwrap is not None:
         return Isolation(
             backend=BUBBLEWRAP,
@@ -235,13 +250,7 @@ def isolation_prefix(isolation: Isolation, view: FilesystemView | None, *, workd
     """
     bwrap, unshare, _notes = _probe_backends()
     if isolation.backend == BUBBLEWRAP and bwrap is not None:
-        # bubblewrap dies of SIGTERM and takes the namespace down with it, which would
-        # rob the job of its grace period. Started with SIGTERM ignored (kept across exec),
-        # it lives on while the job, which resets the signal, gets it from the process group.
         command = [
-            "/bin/sh",
-            "-c",
-            'trap "" TERM; exec "$0" "$@"',
             bwrap,
             "--die-with-parent",
             "--unshare-pid",
@@ -271,3 +280,57 @@ def isolation_prefix(isolation: Isolation, view: FilesystemView | None, *, workd
     if isolation.network_off and unshare is not None:
         return list(unshare)
     return []
+
+
+_CGROUP_CANDIDATES = ("/sys/fs/cgroup/pids",)
+
+
+@functools.cache
+def pids_cgroup_root() -> Path | None:
+    """A cgroup (v1) pids hierarchy this process may create groups in, or ``None``."""
+    for candidate in _CGROUP_CANDIDATES:
+        root = Path(candidate)
+        _remove_stale_groups(root)
+        probe = root / f"ftdojo-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+        except OSError:
+            continue
+        try:
+            (probe / "pids.max").write_text("64")
+            return root
+        except OSError:
+            continue
+        finally:
+            with contextlib.suppress(OSError):
+                probe.rmdir()
+    return None
+
+
+def _remove_stale_groups(root: Path) -> None:
+    # Groups of runners that were killed before they could clean up (named after their
+    # pid); an empty group is removed, one still in use refuses.
+    with contextlib.suppress(OSError):
+        for group in root.glob("ftdojo-*"):
+            owner = group.name.split("-")[1]
+            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                with contextlib.suppress(OSError):
+                    group.rmdir()
+
+
+def launcher(*, cgroup: Path | None, ignore_sigterm: bool) -> list[str]:
+    """A ``sh`` prefix that enters ``cgroup`` (before anything can fork) and/or starts the
+    rest with SIGTERM ignored.
+
+    bubblewrap dies of SIGTERM and takes the namespace down with it, which would rob the
+    job of its grace period. Started with SIGTERM ignored (kept across exec), it lives on
+    while the job, which resets the signal, gets it from the process group.
+    """
+    steps = []
+    if cgroup is not None:
+        steps.append(f"echo $$ > {shlex.quote(str(cgroup / 'cgroup.procs'))} || exit 125")
+    if ignore_sigterm:
+        steps.append('trap "" TERM')
+    if not steps:
+        return []
+    return ["/bin/sh", "-c", "; ".join([*steps, 'exec "$0" "$@"'])]

@@ -16,6 +16,7 @@ import inspect
 import json
 import os
 import re
+import secrets
 import signal
 import stat
 import subprocess
@@ -40,6 +41,8 @@ from ftdojo.sandbox.isolation import (
     _probe_backends,
     detect_isolation,
     isolation_prefix,
+    launcher,
+    pids_cgroup_root,
 )
 from ftdojo.sandbox.protocol import JOB_FILE, MAX_EVENT_BYTES, MAX_VIOLATIONS, WORKER_MODULE
 
@@ -66,6 +69,8 @@ _DRAIN_SECONDS = 2.0
 _REAP_SECONDS = 30.0
 _POLL_MAX_SECONDS = 0.05
 _EXCEPTION_LINES = 10
+# Output beyond the cap that no honest job writes: recorded as a flooding attempt.
+_FLOOD_BYTES = 64 * 2**20
 
 _ALLOWED_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _ALLOWED_PREFIXES = ("OPENBLAS_",)
@@ -98,6 +103,9 @@ class Limits:
     grace_seconds: float = attrs.field(default=5.0)
     #: OMP_NUM_THREADS / MKL_NUM_THREADS / torch threads in the child.
     threads: int | None = attrs.field(default=None, validator=_positive("threads"))
+    #: The most processes (and threads) the job may have at once, where a pids cgroup
+    #: is available (see :attr:`ftdojo.Isolation.process_limit`).
+    max_processes: int = attrs.field(default=512, validator=_positive("max_processes"))
     #: RLIMIT_FSIZE: the largest file the child may write.
     file_size_bytes: int | None = attrs.field(default=16 * 2**30, validator=_positive("file_size_bytes"))
 
@@ -268,6 +276,9 @@ class _RunState:
     warnings: list[str] = attrs.Factory(list)
     timed_out: bool = False
     killed_by_us: bool = False
+    #: Stop the job at its first violation (jobs with a filesystem view).
+    stop_on_violation: bool = False
+    stopped_for_violation: bool = False
     callback_error: BaseException | None = None
 
 
@@ -366,6 +377,36 @@ def _root_cause_from_output(output: str, returncode: int | None) -> str:
     return _cap(f"{headline}\n{excerpt}" if excerpt else headline)
 
 
+def _make_cgroup(max_processes: int) -> Path | None:
+    root = pids_cgroup_root()
+    if root is None:
+        return None
+    group = root / f"ftdojo-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        group.mkdir()
+        (group / "pids.max").write_text(str(max_processes))
+    except OSError as exc:
+        _log.warning("cannot create a pids cgroup; the job's processes are not capped", error=str(exc))
+        with contextlib.suppress(OSError):
+            group.rmdir()
+        return None
+    return group
+
+
+def _remove_cgroup(group: Path) -> None:
+    # Empty once every process of the job is reaped, which the runner waited for; a
+    # straggler still exiting gets a moment.
+    for _ in range(250):
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+    _log.warning("pids cgroup still busy; left in place", cgroup=str(group))
+
+
 def _read_regular_file(path: Path) -> str:
     """A file's text, refusing a symbolic or hard link a job may have put there.
 
@@ -416,7 +457,7 @@ class SandboxRunner:
             self._isolation = detect_isolation(allow_network=self._allow_network)
         return self._isolation
 
-    async def _command(self, job: Job, workspace: Path) -> tuple[list[str], bool]:
+    async def _command(self, job: Job, workspace: Path, cgroup: Path | None) -> tuple[list[str], bool]:
         """The command line, and whether bubblewrap wraps it (it reports signals as 128+N)."""
         isolation = await anyio.to_thread.run_sync(lambda: self.isolation)
         if isolation.gaps and not self._warned:
@@ -425,8 +466,10 @@ class SandboxRunner:
                 "sandbox isolation incomplete", isolation=isolation.describe(), notes=isolation.notes
             )
         prefix = isolation_prefix(isolation, job.view, workdir=workspace)
-        command = [*prefix, self._python, "-m", WORKER_MODULE, str(workspace / JOB_FILE)]
-        return command, isolation.backend == BUBBLEWRAP and bool(prefix)
+        wrapped = isolation.backend == BUBBLEWRAP and bool(prefix)
+        start = launcher(cgroup=cgroup, ignore_sigterm=wrapped)
+        command = [*start, *prefix, self._python, "-m", WORKER_MODULE, str(workspace / JOB_FILE)]
+        return command, wrapped
 
     async def run(
         self,
@@ -445,9 +488,25 @@ class SandboxRunner:
         workspace, env = await anyio.to_thread.run_sync(
             functools.partial(self._prepare, job, workspace=workspace, limits=limits)
         )
-        command, wrapped = await self._command(job, workspace)
+        cgroup = await anyio.to_thread.run_sync(_make_cgroup, limits.max_processes)
+        try:
+            return await self._run(job, workspace, env, limits, on_event, cgroup)
+        finally:
+            if cgroup is not None:
+                await anyio.to_thread.run_sync(_remove_cgroup, cgroup)
 
-        state = _RunState(output=_OutputCapture(limits.output_bytes))
+    async def _run(
+        self,
+        job: Job,
+        workspace: Path,
+        env: dict[str, str],
+        limits: Limits,
+        on_event: Callable[[dict[str, Any]], object] | None,
+        cgroup: Path | None,
+    ) -> JobOutcome:
+        command, wrapped = await self._command(job, workspace, cgroup)
+
+        state = _RunState(output=_OutputCapture(limits.output_bytes), stop_on_violation=job.view is not None)
         started = time.monotonic()
         try:
             # Shielded: a cancellation landing mid-start would leave a child we have no handle
@@ -615,6 +674,10 @@ class SandboxRunner:
             state.terminal = event
             state.events.append(event)
         elif event["type"] == "violation":
+            if state.stop_on_violation and not state.stopped_for_violation:
+                # No reason to let a job that tried to cross the sandbox go on.
+                state.stopped_for_violation = state.killed_by_us = True
+                _signal_group(process.pid, signal.SIGKILL)
             if len(state.violations) < MAX_VIOLATIONS:
                 state.violations.append(
                     {
@@ -666,8 +729,16 @@ class SandboxRunner:
         sig = -returncode if returncode is not None and returncode < 0 else None
         result = self._result(terminal, workspace, warnings) if terminal.get("type") == "result" else None
 
+        if state.output.dropped > _FLOOD_BYTES:
+            state.violations.append(
+                {"kind": "output_flood", "detail": f"{state.output.dropped} bytes of output beyond the cap"}
+            )
         kind: ErrorKind | None
-        if state.timed_out:
+        if state.stopped_for_violation:
+            first = state.violations[0] if state.violations else {"kind": "unknown", "detail": ""}
+            kind = ErrorKind.VIOLATION
+            root_cause = _cap(f"stopped at its first sandbox violation: {first['kind']}: {first['detail']}")
+        elif state.timed_out:
             kind = ErrorKind.TIMEOUT
             root_cause = f"ran past its wall-clock limit of {limits.wall_seconds:g} s and was killed"
             if state.killed_by_us:
