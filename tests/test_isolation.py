@@ -166,7 +166,7 @@ async def test_each_attempt_stops_the_job_as_a_violation(
     import ftdojo.metrics
 
     secret = str(layout["private"] / "test.jsonl")
-    metric = str(Path(ftdojo.metrics.__file__).parent / "accuracy.py")
+    metric = str(Path(ftdojo.metrics.__file__).parent / "accuracy" / "accuracy.py")
     code = {
         "read the private split": f"open({secret!r}).read()",
         "write outside": f"open({str(layout['outside'] / 'x')!r}, 'w')",

@@ -450,10 +450,16 @@ class Dojo:
     ``home`` holds caches (built models, the raw-data repository, the private
     evaluation splits); ``runs_dir`` holds one directory per run.
 
+    ``train_entry`` names the trainer job (``"package.module:function"``); a subclass may
+    set its own, as the adversarial tests do to play a compromised trainer. Whatever it
+    leaves is checked before anything loads it (see :mod:`ftdojo.artifacts`).
+
     Every job runs under the strongest isolation the machine allows (see
     :attr:`isolation`); where a protection is missing the Dojo warns, and with
     ``strict_isolation=True`` it refuses to start a run instead.
     """
+
+    train_entry: str = "ftdojo.jobs.train:train"
 
     def __init__(
         self,
@@ -789,7 +795,7 @@ class Dojo:
             )
         tokens_left = run.budgeter.tokens_left()
         train = await self._job(
-            "ftdojo.jobs.train:train",
+            self.train_entry,
             {
                 "train": unstructure(plan.train),
                 "data_path": str(workspace / "data" / "train.jsonl"),

@@ -199,3 +199,33 @@ def run_code(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
     except Exception as exc:
         return {**namespace["result"], "error": f"{type(exc).__name__}: {exc}"}
     return dict(namespace["result"])
+
+
+def compromised_trainer(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Plays a trainer that was tampered with: it trains nothing and leaves a model the
+    Dojo must refuse. ``train.seed`` picks the trick: 1 a pickle beside the weights, 2 a
+    model of another architecture, 3 another tokenizer, 4 a symbolic link to a file the
+    job cannot see, 5 an honest copy of the base model (accepted)."""
+    import json
+    import shutil
+
+    trick = int(payload["train"]["seed"])
+    base = Path(payload["model_path"])
+    model_dir = Path(payload["output_dir"]) / "model"
+    if payload.get("save", True):
+        shutil.copytree(base, model_dir, ignore=shutil.ignore_patterns("CHECKSUM"))
+        if trick == 1:
+            (model_dir / "optimizer.pt").write_bytes(b"\x80\x04cos\nsystem\n.")
+        elif trick == 2:
+            config = json.loads((model_dir / "config.json").read_text())
+            config["num_hidden_layers"] = int(config["num_hidden_layers"]) * 2
+            (model_dir / "config.json").write_text(json.dumps(config))
+        elif trick == 3:
+            tokenizer = json.loads((model_dir / "tokenizer.json").read_text())
+            vocab = tokenizer["model"]["vocab"]
+            vocab[next(iter(vocab))] = len(vocab) + 7
+            (model_dir / "tokenizer.json").write_text(json.dumps(tokenizer))
+        elif trick == 4:
+            (model_dir / "special_tokens_map.json").symlink_to(str(payload.get("target", "/etc/hostname")))
+    training = {"steps": 1, "epochs": 0.01, "tokens_trained": 1, "losses": [{"step": 1, "loss": 1.0}]}
+    return {"training": training, "method": "full"}
