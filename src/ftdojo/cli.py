@@ -181,6 +181,13 @@ def run_command(
             help="With --planner llm: most requests for rationales of answer-only records (0: none).",
         ),
     ] = 0,
+    strict_isolation: Annotated[
+        bool,
+        typer.Option(
+            "--strict-isolation",
+            help="Refuse to run without network namespace, filesystem view and pid namespace.",
+        ),
+    ] = False,
 ) -> None:
     """Run FT-Agent on TASK and print its trials and held-out score."""
     from ftdojo import Budget, Dojo, FTAgent
@@ -202,7 +209,14 @@ def run_command(
         raise typer.Exit(2) from exc
 
     progress = _Progress(time_limit)
-    dojo = Dojo(home=home, runs_dir=runs_dir, model=model, threads=threads, on_event=progress)
+    dojo = Dojo(
+        home=home,
+        runs_dir=runs_dir,
+        model=model,
+        threads=threads,
+        on_event=progress,
+        strict_isolation=strict_isolation,
+    )
     budget = Budget(max_trials=trials, max_seconds=time_limit, max_train_tokens=tokens)
 
     async def main() -> Any:
@@ -249,6 +263,12 @@ def run_command(
     console.print(
         f"stopped: {result.stop_reason}; used {result.usage.trials} trials, {result.usage.seconds:.0f}s"
     )
+    if result.isolation is not None:
+        console.print(f"isolation: {result.isolation.describe()}")
+    for violation in result.violations:
+        console.print(
+            f"[red]violation[/red] in {violation.trial_id}: {violation.kind}: {violation.detail[:160]}"
+        )
     console.print(f"run directory: {result.run_dir}")
 
 
