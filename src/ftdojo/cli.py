@@ -265,6 +265,12 @@ def run_command(
     )
     if result.isolation is not None:
         console.print(f"isolation: {result.isolation.describe()}")
+    if result.contamination is not None and not result.contamination.problem:
+        audit = result.contamination
+        console.print(
+            f"contamination: {audit.overlapping_items}/{audit.test_items} test items overlap"
+            f" the training data ({audit.n}-grams){'  [red]FLAGGED[/red]' if audit.flagged else ''}"
+        )
     for violation in result.violations:
         console.print(
             f"[red]violation[/red] in {violation.trial_id}: {violation.kind}: {violation.detail[:160]}"

@@ -28,6 +28,7 @@ import structlog
 
 from ftdojo.artifacts import check_model_artifacts
 from ftdojo.cards import DataCatalog, TaskCard
+from ftdojo.contamination import ContaminationAudit, audit_contamination, read_training_rows, record_text
 from ftdojo.errors import AgentError, BudgetExhausted, IsolationError, JournalError, ModelError
 from ftdojo.feedback import (
     DataFeedback,
@@ -1086,6 +1087,7 @@ class Dojo:
                 # Earliest best wins ties: a later equal score is not evidence of improvement.
                 final = max(scored, key=lambda t: (t.score, -run.trials.index(t)))
         test_score: float | None = None
+        contamination: ContaminationAudit | None = None
         if final is not None:
             data = final.feedback.data
             template = data.template if data else "auto"
@@ -1109,6 +1111,16 @@ class Dojo:
                 per_category=test_eval.per_category,
                 format_compliance=test_eval.format_compliance,
             )
+            contamination = await anyio.to_thread.run_sync(self._audit_contamination, run, final.trial_id)
+            run.journal.append("contamination", audit=unstructure(contamination))
+            if contamination.flagged:
+                log.warning(
+                    "training data overlaps the test split",
+                    run_id=run.run_id,
+                    trial_id=final.trial_id,
+                    rate=contamination.rate,
+                    examples=contamination.examples,
+                )
         baseline = await self.baseline(prepared.task, model=prepared.model_name) if with_baseline else None
         if baseline is not None:
             run.journal.append("baseline", baseline=unstructure(baseline))
@@ -1128,6 +1140,7 @@ class Dojo:
             annotations={k: dict(v) for k, v in run.annotations.items()},
             violations=tuple(run.violations),
             isolation=run.isolation,
+            contamination=contamination,
         )
         run.journal.append("run_finished", result=unstructure(result))
         # A readable summary beside the journal (the journal stays the source of truth).
@@ -1136,6 +1149,51 @@ class Dojo:
         os.replace(summary.with_suffix(".tmp"), summary)
         self._emit({"type": "run_finished", "run_id": run.run_id, "test_score": test_score})
         return result
+
+    def _audit_contamination(self, run: _Run, trial_id: str) -> ContaminationAudit:
+        """The final trial's training data against the test split (see :mod:`ftdojo.contamination`)."""
+        prepared = run.prepared
+        items = []
+        for line in prepared.test_path.read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            items.append(
+                (str(item.get("item_id", "")), f"{item.get('prompt', '')} {item.get('reference', '')}")
+            )
+        try:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(prepared.model_path / "tokenizer.json"))
+            rows = list(read_training_rows(run.run_dir / "trials" / trial_id / "data" / "train.jsonl"))
+            texts = tokenizer.decode_batch(rows, skip_special_tokens=True)
+        except Exception as exc:  # tokenizers raises bare Exceptions; the audit must not end the run
+            return ContaminationAudit(
+                trial_id=trial_id,
+                n=13,
+                test_items=len(items),
+                overlapping_items=0,
+                rate=0.0,
+                raw_rate=None,
+                threshold=0.05,
+                flagged=False,
+                problem=f"{type(exc).__name__}: {exc}"[:300],
+            )
+        raw_texts = [
+            self._rendered(prepared.task, record)
+            for source in prepared.catalog.source_ids
+            for record in self._repository.read_records(prepared.catalog, source)
+        ]
+        raw = audit_contamination(trial_id, raw_texts, items)
+        return audit_contamination(trial_id, texts, items, raw_rate=raw.rate)
+
+    @staticmethod
+    def _rendered(task: TaskSpec, record: dict[str, Any]) -> str:
+        # As the task renders the record into a training example, so that it lines up with
+        # the test prompts; a record the task cannot use counts with its raw text.
+        try:
+            example = task.to_example(dict(record), include_rationale=True)
+        except Exception:  # any record shape a source may hold
+            example = None
+        return f"{example.prompt}\n{example.response}" if example is not None else record_text(record)
 
     def run_sync(self, task: str | TaskSpec, agent: Agent, **kwargs: Any) -> RunResult:
         """:meth:`run` for scripts and notebooks without an event loop."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from ftdojo.contamination import ContaminationAudit
 from ftdojo.errors import ConfigError
 from ftdojo.feedback import Feedback
 from ftdojo.plans import Plan
@@ -129,6 +130,8 @@ class RunResult:
     violations: tuple[Violation, ...] = ()
     #: What the sandbox enforced on this machine for this run.
     isolation: Isolation | None = None
+    #: How much of the test split the final trial's training data contains.
+    contamination: ContaminationAudit | None = None
 
     @property
     def final_trial(self) -> Trial | None:
