@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -276,6 +277,46 @@ def run_command(
             f"[red]violation[/red] in {violation.trial_id}: {violation.kind}: {violation.detail[:160]}"
         )
     console.print(f"run directory: {result.run_dir}")
+
+
+@app.command("resume")
+def resume_command(
+    run_dir: Annotated[Path, typer.Argument(help="The run's directory (holding journal.jsonl).")],
+    home: HomeOption = None,
+    threads: ThreadsOption = None,
+    planner: Annotated[str, typer.Option("--planner", help="rule, tpe or llm (as the run used).")] = "rule",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the plans (as the run used).")] = 0,
+    baseline: Annotated[bool, typer.Option(help="Also score the untouched base model.")] = False,
+) -> None:
+    """Continue a killed or finished run with FT-Agent: its finished trials are kept."""
+    from ftdojo import Dojo, FTAgent
+    from ftdojo.agent import LLMPlanner, RulePlanner, TPEPlanner
+    from ftdojo.errors import FTDojoError
+
+    planners: dict[str, Any] = {
+        "rule": lambda: RulePlanner(seed=seed),
+        "tpe": lambda: TPEPlanner(seed=seed),
+        "llm": lambda: LLMPlanner(),
+    }
+    if planner not in planners:
+        err_console.print(f"[red]error:[/red] unknown planner {planner!r}; choose from {sorted(planners)}")
+        raise typer.Exit(2)
+    run_dir = run_dir.expanduser().resolve()
+    try:
+        dojo = Dojo(home=home, runs_dir=run_dir.parent, threads=threads)
+        result = anyio.run(
+            functools.partial(
+                dojo.resume, run_dir, FTAgent(planner=planners[planner](), seed=seed), with_baseline=baseline
+            )
+        )
+    except FTDojoError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"{result.run_id}: {len(result.trials)} trials; final {result.final_trial_id or 'none'}  "
+        f"validation {_score(result.validation_score)}  test {_score(result.test_score)}"
+    )
+    console.print(f"stopped: {result.stop_reason}")
 
 
 @app.command("baseline")

@@ -29,7 +29,7 @@ import structlog
 from ftdojo.artifacts import check_model_artifacts
 from ftdojo.cards import DataCatalog, TaskCard
 from ftdojo.contamination import ContaminationAudit, audit_contamination, read_training_rows, record_text
-from ftdojo.errors import AgentError, BudgetExhausted, IsolationError, JournalError, ModelError
+from ftdojo.errors import AgentError, BudgetExhausted, ConfigError, IsolationError, JournalError, ModelError
 from ftdojo.feedback import (
     DataFeedback,
     ErrorKind,
@@ -57,7 +57,7 @@ from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunRe
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
 from ftdojo.sandbox.isolation import FilesystemView, Isolation
 from ftdojo.serialization import structure, to_json, unstructure
-from ftdojo.tasks.registry import get_task, task_reference
+from ftdojo.tasks.registry import get_task, task_from_reference, task_reference
 from ftdojo.tasks.spec import EvalItem, TaskSpec
 
 __all__ = ["Agent", "Dojo", "EventHandler", "Session", "StageLimits"]
@@ -458,6 +458,11 @@ class Dojo:
     Every job runs under the strongest isolation the machine allows (see
     :attr:`isolation`); where a protection is missing the Dojo warns, and with
     ``strict_isolation=True`` it refuses to start a run instead.
+
+    Several runs may share one Dojo (start them in a task group): at most
+    ``max_workers`` sandboxed jobs run at once across all of them, the others wait
+    their turn. The default, one, suits a CPU, where two training jobs at once run far
+    slower than one after the other; raise it for a machine with GPUs or many cores.
     """
 
     train_entry: str = "ftdojo.jobs.train:train"
@@ -473,6 +478,7 @@ class Dojo:
         threads: int | None = None,
         on_event: EventHandler | None = None,
         strict_isolation: bool = False,
+        max_workers: int = 1,
     ) -> None:
         from ftdojo.datarepo import RawDataRepository
 
@@ -491,6 +497,10 @@ class Dojo:
         self.limits = limits or StageLimits()
         self.runner = runner or SandboxRunner()
         self.strict_isolation = strict_isolation
+        if max_workers < 1:
+            raise ConfigError(f"max_workers must be at least 1, got {max_workers}")
+        self.max_workers = max_workers
+        self._limiters: dict[object, anyio.CapacityLimiter] = {}
         self.threads = threads
         self._handlers: list[EventHandler] = [on_event] if on_event is not None else []
         self._repository = RawDataRepository(self.home / "data")
@@ -543,12 +553,24 @@ class Dojo:
         def forward(event: dict[str, Any]) -> None:
             self._emit({**event, **tags, "stage": stage.value, "worker_event": event.get("type")})
 
-        return await self.runner.run(
-            Job(entry=entry, payload=payload, stage=stage, view=view),
-            workspace=workspace,
-            limits=limits,
-            on_event=forward,
-        )
+        async with self._worker_limiter():
+            return await self.runner.run(
+                Job(entry=entry, payload=payload, stage=stage, view=view),
+                workspace=workspace,
+                limits=limits,
+                on_event=forward,
+            )
+
+    def _worker_limiter(self) -> anyio.CapacityLimiter:
+        # One per event loop: a Dojo may outlive the loop it first ran in (run_sync twice).
+        import anyio.lowlevel
+
+        token = anyio.lowlevel.current_token()
+        limiter = self._limiters.get(token)
+        if limiter is None:
+            self._limiters = {token: anyio.CapacityLimiter(self.max_workers)}
+            limiter = self._limiters[token]
+        return limiter
 
     # -- isolation ----------------------------------------------------------------
 
@@ -1051,6 +1073,42 @@ class Dojo:
                 journal.append("agent_failed", error=repr(exc))
             run.budgeter.stop()
             return await self._finish(run, stop_reason, with_baseline=with_baseline)
+
+    async def resume(
+        self, run_dir: Path | str, agent: Agent, *, budget: Budget | None = None, with_baseline: bool = False
+    ) -> RunResult:
+        """Continue the run in ``run_dir`` (a run of this Dojo's ``runs_dir``) with ``agent``.
+
+        The task, the model and, unless ``budget`` is given, the budget come from the run's
+        journal. Every trial the journal holds is kept and counted once; a trial that was
+        running when the run was killed never reached the journal and runs again.
+        """
+        run_dir = Path(run_dir).expanduser().resolve()
+        if run_dir.parent != self.runs_dir:
+            raise ConfigError(
+                f"{run_dir} is not in this Dojo's runs folder {self.runs_dir}; "
+                f"use Dojo(runs_dir={str(run_dir.parent)!r})"
+            )
+        journal = Journal(run_dir / "journal.jsonl")
+        if not journal.path.is_file():
+            raise JournalError(f"{journal.path} does not exist: nothing to resume")
+        started = next((r for r in journal.records() if r["kind"] == "run_started"), None)
+        if started is None:
+            raise JournalError(f"{journal.path} has no run_started record")
+        try:
+            task = task_from_reference(started["task"])
+            recorded_budget = structure(started["budget"], Budget)
+            model = str(started["model"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JournalError(f"{journal.path}: the run_started record is unreadable: {exc}") from exc
+        return await self.run(
+            task,
+            agent,
+            budget=budget or recorded_budget,
+            model=model,
+            run_id=run_dir.name,
+            with_baseline=with_baseline,
+        )
 
     def _resume(
         self, journal: Journal, prepared: _Prepared
