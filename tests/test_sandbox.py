@@ -459,3 +459,17 @@ def test_sandbox_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == ""
+
+
+@pytest.mark.anyio
+async def test_a_job_past_its_disk_quota_is_killed_as_disk(tmp_path: Path) -> None:
+    outcome = await _run(
+        tmp_path, "fill_disk", {"bytes": 400 * 2**20}, disk_bytes=16 * 2**20, wall_seconds=60
+    )
+
+    assert outcome.error_kind is ErrorKind.DISK
+    assert "disk quota of 16 MiB" in outcome.root_cause
+    assert (tmp_path / "ws" / "fill.bin").stat().st_size < 200 * 2**20  # stopped long before the end
+
+    within = await _run(tmp_path / "small", "fill_disk", {"bytes": 4 * 2**20}, disk_bytes=64 * 2**20)
+    assert within.ok, within.root_cause

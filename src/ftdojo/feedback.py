@@ -41,6 +41,7 @@ class ErrorKind(str, enum.Enum):
     TIMEOUT = "TIMEOUT"  #: the stage ran past its wall-clock limit
     DIVERGED = "DIVERGED"  #: the loss became NaN or infinite
     VIOLATION = "VIOLATION"  #: the trial tried to cross the sandbox (see RunResult.violations)
+    DISK = "DISK"  #: the job's folders grew past their disk quota
 
 
 class Stage(str, enum.Enum):

@@ -229,3 +229,18 @@ def compromised_trainer(payload: dict[str, Any], ctx: WorkerContext) -> dict[str
             (model_dir / "special_tokens_map.json").symlink_to(str(payload.get("target", "/etc/hostname")))
     training = {"steps": 1, "epochs": 0.01, "tokens_trained": 1, "losses": [{"step": 1, "loss": 1.0}]}
     return {"training": training, "method": "full"}
+
+
+def fill_disk(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    """Writes ``payload["bytes"]`` into the workspace in 1 MiB chunks, slowly enough for
+    the parent's disk watch to see it grow."""
+    chunk = os.urandom(2**20)
+    written = 0
+    with (ctx.workspace / "fill.bin").open("wb") as handle:
+        while written < int(payload["bytes"]):
+            handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+            written += len(chunk)
+            time.sleep(0.01)
+    return {"written": written}

@@ -20,6 +20,7 @@ _FAILURE_FINDINGS = {
     ErrorKind.CONFIG: FindingKind.CONFIG_FAILURE,
     ErrorKind.ENV: FindingKind.ENV_FAILURE,
     ErrorKind.VIOLATION: FindingKind.SANDBOX_VIOLATION,
+    ErrorKind.DISK: FindingKind.DISK_QUOTA,
 }
 
 
@@ -31,6 +32,8 @@ ACTIONS: dict[FindingKind, str] = {
     FindingKind.DATA_FAILURE: "fix or drop data.transform_code, or drop the source the error names",
     FindingKind.CONFIG_FAILURE: "fix the plan field the error names",
     FindingKind.ENV_FAILURE: "retry; if it repeats, simplify the plan (no transform, full precision)",
+    FindingKind.DISK_QUOTA: "fewer records (data.max_records), or LoRA (train.method) to save an adapter, "
+    "not a whole model",
     FindingKind.SANDBOX_VIOLATION: "drop what in data.transform_code reaches outside the trial's data "
     "(other files, the network, processes, native code)",
     FindingKind.TRUNCATION: "raise train.max_length within the context, or accept fewer long records",

@@ -41,6 +41,7 @@ class FindingKind(str, enum.Enum):
     CONFIG_FAILURE = "config_failure"
     ENV_FAILURE = "env_failure"
     SANDBOX_VIOLATION = "sandbox_violation"
+    DISK_QUOTA = "disk_quota"
     NOISY_SOURCE = "noisy_source"
     TRUNCATION = "truncation"
     WEAK_CATEGORY = "weak_category"

@@ -71,6 +71,7 @@ _POLL_MAX_SECONDS = 0.05
 _EXCEPTION_LINES = 10
 # Output beyond the cap that no honest job writes: recorded as a flooding attempt.
 _FLOOD_BYTES = 64 * 2**20
+_DISK_POLL_SECONDS = 1.0
 
 _ALLOWED_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _ALLOWED_PREFIXES = ("OPENBLAS_",)
@@ -106,6 +107,9 @@ class Limits:
     #: The most processes (and threads) the job may have at once, where a pids cgroup
     #: is available (see :attr:`ftdojo.Isolation.process_limit`).
     max_processes: int = attrs.field(default=512, validator=_positive("max_processes"))
+    #: The most bytes the job's writable folders may hold (its workspace, or its
+    #: filesystem view's writable folders); checked every second, the job is killed past it.
+    disk_bytes: int | None = attrs.field(default=32 * 2**30, validator=_positive("disk_bytes"))
     #: RLIMIT_FSIZE: the largest file the child may write.
     file_size_bytes: int | None = attrs.field(default=16 * 2**30, validator=_positive("file_size_bytes"))
 
@@ -279,6 +283,8 @@ class _RunState:
     #: Stop the job at its first violation (jobs with a filesystem view).
     stop_on_violation: bool = False
     stopped_for_violation: bool = False
+    #: The bytes found in the job's folders when it went over its disk quota.
+    over_quota: int | None = None
     callback_error: BaseException | None = None
 
 
@@ -375,6 +381,27 @@ def _root_cause_from_output(output: str, returncode: int | None) -> str:
         excerpt = _tail_lines(output, _ROOT_CAUSE_CHARS)
     headline = _describe_exit(returncode)
     return _cap(f"{headline}\n{excerpt}" if excerpt else headline)
+
+
+def _bytes_under(folders: list[Path]) -> int:
+    """Bytes allocated to the files under ``folders`` (links not followed)."""
+    total = 0
+    stack = [str(folder) for folder in folders]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(entry.path)
+            else:
+                total += info.st_blocks * 512
+    return total
 
 
 def _make_cgroup(max_processes: int) -> Path | None:
@@ -532,6 +559,9 @@ class SandboxRunner:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_events, process, state, on_event, stdout_done)
                 tg.start_soon(self._read_output, process, state, stderr_done)
+                if limits.disk_bytes is not None:
+                    folders = [Path(p) for p in job.view.writable] if job.view is not None else [workspace]
+                    tg.start_soon(self._watch_disk, process, state, folders, limits.disk_bytes)
                 await self._supervise(process, limits, state, started)
                 with anyio.move_on_after(_DRAIN_SECONDS):
                     await stdout_done.wait()
@@ -604,6 +634,18 @@ class SandboxRunner:
         _signal_group(process.pid, signal.SIGKILL)
         if not await _wait_for_exit(process, _REAP_SECONDS):
             state.warnings.append(f"the child (pid {process.pid}) did not exit after SIGKILL")
+
+    async def _watch_disk(
+        self, process: anyio.abc.Process, state: _RunState, folders: list[Path], quota: int
+    ) -> None:
+        while process.returncode is None:
+            await anyio.sleep(_DISK_POLL_SECONDS)
+            used = await anyio.to_thread.run_sync(_bytes_under, folders)
+            if used > quota and process.returncode is None:
+                state.over_quota = used
+                state.killed_by_us = True
+                _signal_group(process.pid, signal.SIGKILL)
+                return
 
     async def _read_output(self, process: anyio.abc.Process, state: _RunState, done: anyio.Event) -> None:
         assert process.stderr is not None
@@ -734,7 +776,13 @@ class SandboxRunner:
                 {"kind": "output_flood", "detail": f"{state.output.dropped} bytes of output beyond the cap"}
             )
         kind: ErrorKind | None
-        if state.stopped_for_violation:
+        if state.over_quota is not None and not state.stopped_for_violation:
+            kind = ErrorKind.DISK
+            root_cause = (
+                f"its folders grew to {state.over_quota / 2**20:.0f} MiB, past the disk quota of "
+                f"{(limits.disk_bytes or 0) / 2**20:.0f} MiB; killed"
+            )
+        elif state.stopped_for_violation:
             first = state.violations[0] if state.violations else {"kind": "unknown", "detail": ""}
             kind = ErrorKind.VIOLATION
             root_cause = _cap(f"stopped at its first sandbox violation: {first['kind']}: {first['detail']}")
