@@ -92,7 +92,10 @@ async def test_a_killed_dojo_resumes_without_losing_or_repeating_a_trial(
     resumed = await dojo.resume(runs / "crashed", PlansInOrder())
 
     assert [t.trial_id for t in resumed.trials] == ["t001", "t002"]
-    assert _trials_in(journal) == 2
+    assert _trials_in(journal) == 2  # the torn record was cut off, no trial counted twice
+    # The journal reads back whole, so the run can be resumed again.
+    again = await dojo.resume(runs / "crashed", PlansInOrder())
+    assert [t.trial_id for t in again.trials] == ["t001", "t002"]
     assert resumed.usage.trials == 2
 
     straight = await Dojo(home=ftdojo_home, runs_dir=tmp_path / "straight", model="tiny", threads=1).run(

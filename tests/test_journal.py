@@ -25,6 +25,16 @@ def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
     assert [r["kind"] for r in journal.records()] == ["a"]
 
 
+def test_a_torn_last_line_is_cut_off_before_the_next_append(tmp_path: Path) -> None:
+    Journal(tmp_path / "journal.jsonl").append("a", x=1)
+    with (tmp_path / "journal.jsonl").open("ab") as fh:
+        fh.write(b'{"kind": "trial", "tri')  # the process died mid-write
+    resumed = Journal(tmp_path / "journal.jsonl")  # as a resumed run opens it
+    resumed.append("b")
+    assert resumed.torn_bytes_dropped == len(b'{"kind": "trial", "tri')
+    assert [r["kind"] for r in Journal(tmp_path / "journal.jsonl").records()] == ["a", "b"]
+
+
 def test_a_corrupt_middle_line_names_the_line(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.jsonl")
     journal.append("a")
