@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial, Violation
     from ftdojo.sandbox.isolation import Isolation
     from ftdojo.tasks.spec import Task
+    from ftdojo.untrusted import UntrustedAgent
 
 # Names resolve on first use: the sandbox worker imports this package before it
 # applies its memory limit, and a script that needs only the types should not pay
@@ -94,6 +95,7 @@ _LAZY = {
     "Rejection": "ftdojo.results",
     "RunResult": "ftdojo.results",
     "Violation": "ftdojo.results",
+    "UntrustedAgent": "ftdojo.untrusted",
     "SandboxError": "ftdojo.errors",
     "SandboxTimeout": "ftdojo.errors",
     "Session": "ftdojo.dojo",
@@ -179,6 +181,7 @@ __all__ = [
     "Trial",
     "UnknownSourceError",
     "UnknownTaskError",
+    "UntrustedAgent",
     "Violation",
     "__version__",
 ]

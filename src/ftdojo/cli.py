@@ -352,7 +352,12 @@ def bench_command(
         str, typer.Option("--tasks", help="Comma-separated task names (default: the 13 suite tasks).")
     ] = "",
     agents: Annotated[
-        str, typer.Option("--agents", help="Comma-separated: ft-agent, naive, random, tpe, llm.")
+        str,
+        typer.Option(
+            "--agents",
+            help="Comma-separated: ft-agent, naive, random, tpe, llm, or package.module:factory "
+            "(called with seed=; run in untrusted mode).",
+        ),
     ] = "ft-agent,naive,random",
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0,1,2",
     out: Annotated[
@@ -374,8 +379,13 @@ def bench_command(
     from ftdojo.errors import FTDojoError
     from ftdojo.tasks.registry import SUITE
 
-    known = builtin_agents()
+    known: dict[str, Any] = dict(builtin_agents())
     chosen = _names(agents)
+    for name in chosen:
+        if ":" in name and name not in known:
+            # An agent ftdojo did not ship runs in untrusted mode: a sandboxed process of its own.
+
+            known[name] = functools.partial(_untrusted_factory, name)
     unknown = [a for a in chosen if a not in known]
     if unknown:
         err_console.print(f"[red]error:[/red] unknown agent(s) {unknown}; known: {sorted(known)}")
@@ -416,6 +426,12 @@ def bench_command(
         raise typer.Exit(2) from exc
     console.print(result.to_markdown(), markup=False)
     console.print(f"table: {out / 'bench.md'}  data: {out / 'bench.json'}")
+
+
+def _untrusted_factory(entry: str, seed: int) -> Any:
+    from ftdojo.untrusted import UntrustedAgent
+
+    return UntrustedAgent(entry, kwargs={"seed": seed}, python_path=[Path.cwd()])
 
 
 def main() -> None:

@@ -252,6 +252,14 @@ class Session:
             plan, tuple(reasons), seconds=seconds, projected_seconds=projected_seconds
         )
 
+    # -- for ftdojo.untrusted only: the Dojo side of an agent in its own process ----
+
+    def _run_for_untrusted_agent(self) -> _Run:
+        return self.__run
+
+    def _report_violations(self, found: Sequence[Mapping[str, Any]]) -> None:
+        self.__run.record_violations(None, None, found)
+
 
 class _Run:
     """The state of one run; the session is its public face."""
@@ -333,7 +341,7 @@ class _Run:
         return rejection
 
     def record_violations(
-        self, trial_id: str, stage: Stage | None, found: Sequence[Mapping[str, Any]]
+        self, trial_id: str | None, stage: Stage | None, found: Sequence[Mapping[str, Any]]
     ) -> None:
         for item in found:
             violation = Violation(

@@ -1,0 +1,243 @@
+"""Untrusted mode: the agent runs in a sandboxed process of its own, not in the Dojo's.
+
+``Dojo().run(task, UntrustedAgent("package.module:MyAgent"))`` starts the agent in a
+child process under the same isolation as every job (no network unless asked for, a
+filesystem view in which the private splits, the journals and the evaluator's files do
+not exist, a pid namespace, no capabilities) and proxies the session to it over a pipe
+(see :mod:`ftdojo.sandbox.agent_host`). The agent's code never shares memory or a
+filesystem view with the Dojo: it sees the raw data, read-only, and a scratch folder.
+
+An attempt to cross the sandbox stops the agent at once; it is recorded in the run as a
+violation, and the run ends with the trials finished so far.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import structlog
+
+from ftdojo.errors import AgentError, BudgetExhausted, FTDojoError
+from ftdojo.plans import Plan
+from ftdojo.sandbox.isolation import FilesystemView, detect_isolation, isolation_prefix, launcher
+from ftdojo.sandbox.runner import Limits, scrubbed_environment
+from ftdojo.serialization import from_json, unstructure
+
+if TYPE_CHECKING:
+    from ftdojo.dojo import Session
+
+__all__ = ["UntrustedAgent"]
+
+_log = structlog.get_logger(__name__)
+_MAX_REQUEST_BYTES = 4 * 2**20
+_HOST_MODULE = "ftdojo.sandbox.agent_host"
+
+
+def _plan(params: dict[str, Any]) -> Plan:
+    # Through JSON, so that a malformed plan is a PlanError naming the field.
+    return from_json(json.dumps(params.get("plan"), allow_nan=True), Plan)
+
+
+class UntrustedAgent:
+    """An agent the Dojo runs in a sandboxed child process, named by its import path.
+
+    ``entry`` is ``"package.module:factory"``; the child calls ``factory(**kwargs)`` to
+    make the agent (``kwargs`` must be JSON data). ``python_path`` adds folders to the
+    child's import path. ``allow_network=True`` gives the agent the network (an LLM
+    agent needs its endpoint); it is recorded in the run, like every violation.
+    ``limits`` bound the agent's process (memory, processes, output); its wall-clock
+    limit is the run's time budget plus a margin.
+    """
+
+    def __init__(
+        self,
+        entry: str,
+        *,
+        kwargs: Mapping[str, Any] | None = None,
+        python_path: Sequence[Path | str] = (),
+        allow_network: bool = False,
+        limits: Limits | None = None,
+    ) -> None:
+        module, sep, attribute = entry.partition(":")
+        if not sep or not module or not attribute:
+            raise AgentError(f"an untrusted agent is named 'package.module:factory', got {entry!r}")
+        try:
+            json.dumps(dict(kwargs or {}))
+        except (TypeError, ValueError) as exc:
+            raise AgentError(f"the kwargs of {entry!r} must be JSON data: {exc}") from exc
+        self.entry = entry
+        self.kwargs = dict(kwargs or {})
+        self.python_path = tuple(str(Path(p).resolve()) for p in python_path)
+        self.allow_network = allow_network
+        self.limits = limits or Limits(memory_bytes=4 * 2**30, output_bytes=256 * 1024)
+        #: What the agent's process saw of the sandbox, once it ran.
+        self.violations: list[dict[str, Any]] = []
+
+    def __repr__(self) -> str:
+        return f"UntrustedAgent({self.entry!r})"
+
+    async def run(self, session: Session) -> None:
+        run = session._run_for_untrusted_agent()
+        dojo = run.dojo
+        workspace = run.run_dir / "agent"
+        workspace.mkdir(parents=True, exist_ok=True)
+        view = FilesystemView.of(
+            writable=(workspace,),
+            hidden=dojo._hidden_paths(),
+            readable=(dojo.home / "data",),
+        )
+        sources = {
+            entry.source_id: {
+                "path": str(dojo._repository.source_path(session.catalog, entry.source_id)),
+                "format": entry.format,
+            }
+            for entry in session.catalog.entries
+        }
+        handshake = {
+            "agent": self.entry,
+            "kwargs": self.kwargs,
+            "card": unstructure(session.card),
+            "catalog": unstructure(session.catalog),
+            "model": unstructure(session.model),
+            "budget": unstructure(session.budget),
+            "memory_limit_bytes": session.memory_limit_bytes,
+            "sources": sources,
+            "history": [unstructure(t) for t in session.history],
+            "annotations": {t.trial_id: session.annotations(t.trial_id) for t in session.history},
+            "rejections": [unstructure(r) for r in session.rejections],
+            "view": {"writable": view.writable, "hidden": view.hidden, "readable": view.readable},
+        }
+        path = workspace / f"handshake-{secrets.token_hex(4)}.json"
+        path.write_text(json.dumps(handshake, allow_nan=True), encoding="utf-8")
+        await self._serve(session, path, workspace, view)
+
+    def _command(self, path: Path, workspace: Path, view: FilesystemView) -> tuple[list[str], dict[str, str]]:
+        isolation = detect_isolation(allow_network=self.allow_network)
+        prefix = isolation_prefix(isolation, view, workdir=workspace)
+        wrapped = isolation.backend == "bubblewrap" and bool(prefix)
+        command = [
+            *launcher(cgroup=None, ignore_sigterm=wrapped),
+            *prefix,
+            sys.executable,
+            "-m",
+            _HOST_MODULE,
+            str(path),
+        ]
+        env = scrubbed_environment(workspace=workspace, limits=self.limits)
+        if self.python_path:
+            env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])
+        return command, env
+
+    async def _serve(self, session: Session, path: Path, workspace: Path, view: FilesystemView) -> None:
+        command, env = self._command(path, workspace, view)
+        wall = session.budget.max_seconds
+        deadline = time.monotonic() + (wall * 1.5 + 120 if wall else self.limits.wall_seconds)
+        process = await anyio.open_process(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=workspace,
+            env=env,
+            start_new_session=True,
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        failure: str | None = None
+        buffer = bytearray()
+        try:
+            with anyio.fail_after(max(1.0, deadline - time.monotonic())):
+                async for chunk in process.stdout:
+                    buffer += chunk
+                    if len(buffer) > _MAX_REQUEST_BYTES and b"\n" not in buffer:
+                        raise AgentError("the untrusted agent sent a request over 4 MiB")
+                    while b"\n" in buffer:
+                        line, _, rest = bytes(buffer).partition(b"\n")
+                        buffer = bytearray(rest)
+                        finished = await self._handle(session, line, process)
+                        if finished is not None:
+                            failure = finished or None
+                            return
+                raise AgentError("the untrusted agent's process ended without saying it was done")
+        except TimeoutError as exc:
+            raise AgentError("the untrusted agent ran past the run's time budget and was stopped") from exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.aclose()
+            if failure:
+                raise AgentError(f"the untrusted agent failed: {failure}")
+
+    async def _handle(self, session: Session, line: bytes, process: anyio.abc.Process) -> str | None:
+        """Answer one request; ``None`` to go on, ``""`` when the agent is done, else why it failed."""
+        try:
+            request = json.loads(line)
+            method = str(request["method"])
+            params = dict(request.get("params") or {})
+        except (ValueError, KeyError, TypeError) as exc:
+            found = {"kind": "protocol", "detail": f"not a session request: {line[:200]!r}"}
+            self.violations.append(found)
+            session._report_violations([found])
+            raise AgentError(f"the untrusted agent broke the session protocol: {line[:200]!r}") from exc
+        if method == "done":
+            return ""
+        if method == "failed":
+            return str(params.get("error", "no reason given"))
+        if method == "violation":
+            found = {
+                "kind": str(params.get("kind", "unknown"))[:64],
+                "detail": str(params.get("detail", ""))[:500],
+            }
+            self.violations.append(found)
+            session._report_violations([found])
+            raise AgentError(
+                f"the untrusted agent was stopped at a sandbox violation: {found['kind']}: {found['detail']}"
+            )
+        ident = request.get("id")
+        try:
+            result = await self._dispatch(session, method, params)
+            answer: dict[str, Any] = {"id": ident, "result": result}
+        except FTDojoError as exc:
+            kind = "BudgetExhausted" if isinstance(exc, BudgetExhausted) else type(exc).__name__
+            answer = {"id": ident, "error": {"type": kind, "message": str(exc)}}
+        assert process.stdin is not None
+        await process.stdin.send((json.dumps(answer, allow_nan=True) + "\n").encode())
+        return None
+
+    async def _dispatch(self, session: Session, method: str, params: dict[str, Any]) -> Any:
+        if method == "submit":
+            await session.submit(_plan(params))
+            return unstructure(session.history[-1])
+        if method == "smoke":
+            return unstructure(await session.smoke(_plan(params)))
+        if method == "budget_left":
+            return unstructure(session.budget_left)
+        if method == "choose_final":
+            session.choose_final(str(params["trial_id"]))
+            return None
+        if method == "annotate":
+            session.annotate(str(params["trial_id"]), str(params["key"]), params.get("value"))
+            return None
+        if method == "record_rejection":
+            rejection = session.record_rejection(
+                _plan(params),
+                [str(r) for r in params.get("reasons", [])],
+                seconds=float(params.get("seconds", 0.0)),
+                projected_seconds=params.get("projected_seconds"),
+            )
+            return unstructure(rejection)
+        raise AgentError(f"unknown session method {method!r}")
