@@ -122,7 +122,7 @@ async def test_every_attack_fails_is_recorded_and_the_run_survives(
     dojo = Dojo(
         home=ftdojo_home, runs_dir=runs, model="tiny", limits=limits, threads=2, strict_isolation=True
     )
-    await dojo.baseline("math")  # prepares the private splits the attacks aim at
+    await dojo._prepare("math", None)  # writes the private splits the attacks aim at
     split = ftdojo_home / "private" / get_task("math").version() / "test.jsonl"
     split_before = split.read_bytes()
     metric = next((Path(ftdojo.metrics.__file__).parent / "accuracy").glob("*.py"))
@@ -156,6 +156,9 @@ async def test_every_attack_fails_is_recorded_and_the_run_survives(
     assert "HOME" in leaked  # the attack ran and saw the scrubbed environment...
     assert "sk-ftdojo-canary" not in leaked  # ...without the Dojo's secrets
     assert str(ftdojo_home) not in leaked
+    # Its training data holds no more of the test split than the raw data explains.
+    assert result.contamination is not None
+    assert not result.contamination.flagged, result.contamination
     # The journal holds every violation and still reads back: a resume sees the same run.
     assert result.isolation is not None
     assert result.isolation.complete
@@ -193,10 +196,10 @@ async def test_test_items_smuggled_into_the_training_data_are_flagged(
     import json
 
     dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path / "runs", model="tiny", threads=2)
-    await dojo.baseline("math")
+    await dojo._prepare("math", None)
     split = ftdojo_home / "private" / get_task("math").version() / "test.jsonl"
     # As if the agent had got the test items from somewhere: its recipe turns the first
-    # 40 into training records.
+    # 40 into training records. (An honest run is not flagged: see the attack run above.)
     items = [json.loads(line) for line in split.read_text().splitlines()[:40]]
     smuggled = [{"question": i["prompt"].split("\n")[0], "answer": i["reference"]} for i in items]
     transform = (
@@ -211,10 +214,6 @@ async def test_test_items_smuggled_into_the_training_data_are_flagged(
         "    return None\n"
     )
     train = TrainConfig(method="full", learning_rate=1e-3, max_steps=1, batch_size=8, max_length=256)
-    clean = await dojo.run("math", ScriptedAgent([_plan(train=train)]), budget=Budget(max_trials=1))
-    assert clean.contamination is not None
-    assert not clean.contamination.flagged, clean.contamination
-
     leaked = await dojo.run(
         "math", ScriptedAgent([_plan(transform, train=train)]), budget=Budget(max_trials=1)
     )
