@@ -75,3 +75,31 @@ def test_run_names_an_unknown_planner_and_a_missing_llm_endpoint(
     result = runner.invoke(app, ["run", "math", "--planner", "llm", "--runs-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "FTDOJO_LLM_BASE_URL" in result.output
+
+
+def test_resume_continues_a_run_from_its_folder(ftdojo_home: Path, tmp_path: Path) -> None:
+    import anyio
+
+    from ftdojo import Budget, DataRecipe, Dojo, Plan, SourceSelection
+    from ftdojo.testing import ScriptedAgent
+
+    broken = Plan(
+        data=DataRecipe(
+            sources=[SourceSelection(source="answers_only")], transform_code="raise ValueError('x')"
+        )
+    )
+    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny")
+    run = anyio.run(
+        lambda: dojo.run("math", ScriptedAgent([broken]), budget=Budget(max_trials=1), run_id="r1")
+    )
+    assert [t.trial_id for t in run.trials] == ["t001"]
+
+    # The budget (one trial) comes from the journal: FT-Agent finds it spent and stops.
+    result = runner.invoke(app, ["resume", str(tmp_path / "r1"), "--home", str(ftdojo_home)])
+    assert result.exit_code == 0, result.output
+    assert "r1: 1 trials; final none" in result.output
+    assert (tmp_path / "r1" / "journal.jsonl").read_text().count('"kind": "run_resumed"') == 1
+
+    missing = runner.invoke(app, ["resume", str(tmp_path / "nope"), "--home", str(ftdojo_home)])
+    assert missing.exit_code == 2
+    assert "nothing to resume" in missing.output

@@ -7,6 +7,7 @@ the gap is what :class:`ftdojo.Isolation` reports.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -279,3 +280,80 @@ async def test_the_process_cap_holds_for_trusted_jobs_too(layout: dict[str, Path
     assert outcome.result is not None
     assert "stopped" in outcome.result
     assert outcome.result["children"] < 32
+
+
+NOBODY_SCRIPT = """
+import anyio, json, sys
+from pathlib import Path
+from ftdojo.feedback import Stage
+from ftdojo.sandbox import Job, Limits, SandboxRunner
+from ftdojo.sandbox.isolation import FilesystemView
+
+root = Path(sys.argv[1])
+ws, private = root / "ws", root / "private"
+code = "import subprocess\\n" + (
+    "done = subprocess.run(['sh', '-c', 'id -u; test -e %s && echo VISIBLE; cat /proc/net/dev | wc -l'],"
+    " capture_output=True, text=True)\\nresult['out'] = done.stdout" % (private / "test.jsonl")
+)
+
+async def main():
+    runner = SandboxRunner()
+    view = FilesystemView.of(writable=[ws], hidden=[private])
+    job = Job(entry="ftdojo.testing_jobs:run_code", payload={"code": code, "trusted": True},
+              stage=Stage.BUILD, view=view)
+    outcome = await runner.run(job, workspace=ws, limits=Limits(wall_seconds=60))
+    print(json.dumps({"isolation": runner.isolation.describe(), "complete": runner.isolation.complete,
+                      "ok": outcome.ok, "cause": outcome.root_cause, "result": outcome.result}))
+
+anyio.run(main)
+"""
+
+
+def test_an_ordinary_user_gets_the_same_isolation(tmp_path_factory: pytest.TempPathFactory) -> None:
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root (to become nobody) and setpriv")
+    root = Path(tempfile.mkdtemp(prefix="ftdojo-nobody-"))
+    try:
+        os.chmod(root, 0o777)
+        for name in ("ws", "private"):
+            (root / name).mkdir(mode=0o777)
+            os.chmod(root / name, 0o777)
+        (root / "private" / "test.jsonl").write_text("secret\n")
+        os.chmod(root / "private" / "test.jsonl", 0o644)
+        (root / "script.py").write_text(NOBODY_SCRIPT)
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                str(root / "script.py"),
+                str(root),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HOME": str(root)},
+            check=False,
+        )
+        if done.returncode != 0 and "Permission denied" in done.stderr + done.stdout:
+            pytest.skip(f"nobody cannot run this interpreter here: {done.stderr[-200:]}")
+        assert done.returncode == 0, done.stderr[-2000:]
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        if not report["complete"]:
+            pytest.skip(f"no unprivileged namespaces here: {report['isolation']}")
+        if not report["ok"] and "execvp" in report["cause"] and "Permission denied" in report["cause"]:
+            pytest.skip(f"this interpreter is not reachable by an ordinary user: {report['cause'][-200:]}")
+        assert report["ok"], report["cause"]
+        out = report["result"]["out"].split()
+        assert out[0] == "65534"  # still an ordinary user inside
+        assert "VISIBLE" not in out
+        assert int(out[-1]) == 3  # /proc/net/dev: two header lines and lo
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -110,3 +110,34 @@ async def test_failures_become_feedback_and_the_run_goes_on(ftdojo_home: Path, t
         masked = next(i for i, label in enumerate(row["labels"]) if label != -100)
         assert 0 < masked < len(row["input_ids"])
         assert row["labels"][masked:] == row["input_ids"][masked:]
+
+
+class _KilledTrainerDojo(Dojo):
+    train_entry = "ftdojo.testing_jobs:compromised_trainer"
+
+
+async def test_a_trainer_killed_by_sigkill_and_a_full_disk_are_feedback(
+    ftdojo_home: Path, tmp_path: Path
+) -> None:
+    fill = (
+        "import os\n"
+        "with open('filler.bin', 'wb') as handle:\n"
+        "    for _ in range(400):\n"
+        "        handle.write(os.urandom(2**20)); handle.flush(); os.fsync(handle.fileno())\n"
+        "def transform(record):\n    return record\n"
+    )
+    limits = StageLimits(build=Limits(wall_seconds=120, disk_bytes=32 * 2**20))
+    dojo = _KilledTrainerDojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny", limits=limits, threads=2)
+    killed = TrainConfig(method="full", max_steps=1, seed=6)
+    honest_copy = TrainConfig(method="full", max_steps=1, seed=5)
+    agent = ScriptedAgent([_plan(fill), _plan(train=killed), _plan(train=honest_copy)])
+    result = await dojo.run("math", agent, budget=Budget(max_trials=3, max_seconds=900))
+
+    full_disk, sigkill, ok = agent.feedback
+    assert (full_disk.execution.failed_stage, full_disk.execution.error_kind) == (Stage.BUILD, ErrorKind.DISK)
+    assert "disk quota" in full_disk.execution.root_cause
+    assert (sigkill.execution.failed_stage, sigkill.execution.error_kind) == (Stage.TRAIN, ErrorKind.OOM)
+    assert "SIGKILL" in sigkill.execution.root_cause
+    assert ok.ok, ok.execution.root_cause
+    assert result.final_trial_id == ok.trial_id
+    assert (Path(result.run_dir) / "journal.jsonl").read_text().count('"kind": "trial"') == 3

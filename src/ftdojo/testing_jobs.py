@@ -205,11 +205,15 @@ def compromised_trainer(payload: dict[str, Any], ctx: WorkerContext) -> dict[str
     """Plays a trainer that was tampered with: it trains nothing and leaves a model the
     Dojo must refuse. ``train.seed`` picks the trick: 1 a pickle beside the weights, 2 a
     model of another architecture, 3 another tokenizer, 4 a symbolic link to a file the
-    job cannot see, 5 an honest copy of the base model (accepted)."""
+    job cannot see, 5 an honest copy of the base model (accepted), 6 dies of SIGKILL
+    mid-training."""
     import json
     import shutil
 
     trick = int(payload["train"]["seed"])
+    if trick == 6:  # killed from outside mid-training (the kernel's OOM killer, an operator)
+        ctx.emit("progress", message="training")
+        os.kill(os.getpid(), signal.SIGKILL)
     base = Path(payload["model_path"])
     model_dir = Path(payload["output_dir"]) / "model"
     if payload.get("save", True):
