@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -83,7 +84,9 @@ class Guard:
         self.untrusted = False
         self._report = report
         self._seen: set[tuple[str, str]] = set()
-        self._busy = False
+        # Per thread: the hook's own calls (realpath, the report) must not re-enter it,
+        # but another thread's events must still be seen.
+        self._local = threading.local()
 
     def install(self) -> None:
         global _active
@@ -106,9 +109,9 @@ class Guard:
         return not self.has_view or _under(path, self.writable) or path.startswith(_HARMLESS_WRITES)
 
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
-        if self._busy:
+        if getattr(self._local, "busy", False):
             return
-        self._busy = True
+        self._local.busy = True
         try:
             self._check(event, args)
         except PermissionError:
@@ -116,7 +119,7 @@ class Guard:
         except Exception:  # a bug here must never break the job it watches
             pass
         finally:
-            self._busy = False
+            self._local.busy = False
 
     def _check(self, event: str, args: tuple[Any, ...]) -> None:
         if event == "open":
