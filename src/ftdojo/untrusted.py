@@ -86,6 +86,24 @@ class UntrustedAgent:
         #: What the agent's process saw of the sandbox, once it ran.
         self.violations: list[dict[str, Any]] = []
 
+    #: The entry-point group where packages declare agents (``[project.entry-points."ftdojo.agents"]``).
+    ENTRY_POINT_GROUP = "ftdojo.agents"
+
+    @classmethod
+    def from_entry_point(cls, name: str, **options: Any) -> UntrustedAgent:
+        """The agent an installed package declares under ``name`` in the ``ftdojo.agents``
+        entry-point group. Only the package's metadata is read here: its code is imported
+        in the sandboxed process alone."""
+        from importlib.metadata import entry_points
+
+        found = [ep for ep in entry_points(group=cls.ENTRY_POINT_GROUP) if ep.name == name]
+        if not found:
+            known = sorted(ep.name for ep in entry_points(group=cls.ENTRY_POINT_GROUP))
+            raise AgentError(
+                f"no agent {name!r} in the {cls.ENTRY_POINT_GROUP!r} entry points; known: {known}"
+            )
+        return cls(found[0].value.replace(" ", ""), **options)
+
     def __repr__(self) -> str:
         return f"UntrustedAgent({self.entry!r})"
 

@@ -5,7 +5,9 @@ violation, and leave the run's result intact.
 One real run on the math task with the tiny model: each attack is a plan whose data
 recipe (``transform_code``, the one place a plan carries code) tries one trick; the last
 plan is honest and must train, be scored and become the final trial. A second run plays a
-compromised trainer that leaves models the Dojo must refuse.
+compromised trainer that leaves models the Dojo must refuse. Every plan is submitted by
+an agent in untrusted mode (its own sandboxed process); attacks from the agent's own
+code are in test_untrusted_agent.py.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import ftdojo.metrics
 from ftdojo import Budget, DataRecipe, Dojo, ErrorKind, Plan, SourceSelection, StageLimits, TrainConfig
 from ftdojo.sandbox import Limits
 from ftdojo.sandbox.isolation import detect_isolation
+from ftdojo.serialization import unstructure
 from ftdojo.tasks.registry import get_task
-from ftdojo.testing import ScriptedAgent
+from ftdojo.untrusted import UntrustedAgent
 
 pytestmark = [
     pytest.mark.anyio,
@@ -28,6 +31,16 @@ pytestmark = [
         not detect_isolation().complete, reason="needs full isolation: " + detect_isolation().describe()
     ),
 ]
+
+HERE = Path(__file__).parent
+
+
+def _untrusted(plans: list[Plan]) -> UntrustedAgent:
+    """An agent in its own sandboxed process that submits ``plans`` in order."""
+    return UntrustedAgent(
+        "untrusted_agents:Scripted", kwargs={"plans": [unstructure(p) for p in plans]}, python_path=[HERE]
+    )
+
 
 TRAIN = TrainConfig(method="full", learning_rate=1e-3, max_steps=3, batch_size=8, max_length=256)
 RUN_ID = "under-attack"
@@ -129,13 +142,15 @@ async def test_every_attack_fails_is_recorded_and_the_run_survives(
     metric_before = metric.read_bytes()
 
     attacks = _attacks(ftdojo_home, runs)
-    agent = ScriptedAgent([*(_plan(code) for _name, code, _kind in attacks), _plan()])
+    agent = _untrusted([*(_plan(code) for _name, code, _kind in attacks), _plan()])
     result = await dojo.run(
         "math", agent, budget=Budget(max_trials=len(attacks) + 1, max_seconds=1800), run_id=RUN_ID
     )
+    feedbacks = [t.feedback for t in result.trials]
+    assert len(feedbacks) == len(attacks) + 1, result.stop_reason
 
     succeeded = []
-    for (name, _code, kind), feedback in zip(attacks, agent.feedback, strict=False):
+    for (name, _code, kind), feedback in zip(attacks, feedbacks, strict=False):
         recorded = {v.kind for v in result.violations if v.trial_id == feedback.trial_id}
         if feedback.execution.error_kind is not ErrorKind.VIOLATION or kind not in recorded:
             succeeded.append(
@@ -145,7 +160,7 @@ async def test_every_attack_fails_is_recorded_and_the_run_survives(
     assert succeeded == []
 
     # The honest trial after them trained, was scored and is the final one.
-    honest = agent.feedback[-1]
+    honest = feedbacks[-1]
     assert honest.ok, honest.execution.root_cause
     assert result.final_trial_id == honest.trial_id
     assert result.test_score is not None
@@ -165,7 +180,7 @@ async def test_every_attack_fails_is_recorded_and_the_run_survives(
     journal = (runs / RUN_ID / "journal.jsonl").read_text()
     assert journal.count('"kind": "violation"') == len(result.violations)
     resumed = await dojo.run(
-        "math", ScriptedAgent([]), budget=Budget(max_trials=len(attacks) + 1), run_id=RUN_ID
+        "math", _untrusted([]), budget=Budget(max_trials=len(attacks) + 1), run_id=RUN_ID
     )
     assert [t.trial_id for t in resumed.trials] == [t.trial_id for t in result.trials]
     assert resumed.violations == result.violations
@@ -179,13 +194,13 @@ async def test_models_a_compromised_trainer_leaves_are_refused(ftdojo_home: Path
     dojo = CompromisedTrainerDojo(home=ftdojo_home, runs_dir=tmp_path / "runs", model="tiny", threads=2)
     tricks = {1: "pickle_artifact", 2: "foreign_model", 3: "foreign_model", 4: "link"}
     plans = [_plan(train=TrainConfig(method="full", max_steps=1, seed=seed)) for seed in [*tricks, 5]]
-    agent = ScriptedAgent(plans)
-    result = await dojo.run("math", agent, budget=Budget(max_trials=len(plans), max_seconds=1200))
+    result = await dojo.run("math", _untrusted(plans), budget=Budget(max_trials=len(plans), max_seconds=1200))
+    feedbacks = [t.feedback for t in result.trials]
 
-    for (seed, kind), feedback in zip(tricks.items(), agent.feedback, strict=False):
+    for (seed, kind), feedback in zip(tricks.items(), feedbacks, strict=False):
         assert feedback.execution.error_kind is ErrorKind.VIOLATION, (seed, feedback.execution.root_cause)
         assert kind in {v.kind for v in result.violations if v.trial_id == feedback.trial_id}
-    honest_copy = agent.feedback[-1]
+    honest_copy = feedbacks[-1]
     assert honest_copy.ok, honest_copy.execution.root_cause
     assert result.final_trial_id == honest_copy.trial_id
 
@@ -214,9 +229,7 @@ async def test_test_items_smuggled_into_the_training_data_are_flagged(
         "    return None\n"
     )
     train = TrainConfig(method="full", learning_rate=1e-3, max_steps=1, batch_size=8, max_length=256)
-    leaked = await dojo.run(
-        "math", ScriptedAgent([_plan(transform, train=train)]), budget=Budget(max_trials=1)
-    )
+    leaked = await dojo.run("math", _untrusted([_plan(transform, train=train)]), budget=Budget(max_trials=1))
     assert leaked.contamination is not None
     audit = leaked.contamination
     assert audit.flagged, audit

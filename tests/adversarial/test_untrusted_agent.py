@@ -90,3 +90,17 @@ def test_an_untrusted_agent_needs_an_import_path() -> None:
         UntrustedAgent("not-a-path")
     with pytest.raises(AgentError, match="JSON data"):
         UntrustedAgent("a.b:c", kwargs={"x": object()})
+
+
+def test_an_untrusted_agent_from_an_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    declared = [EntryPoint(name="mine", value="my_pkg.agents:Mine", group="ftdojo.agents")]
+    monkeypatch.setattr(
+        "importlib.metadata.entry_points", lambda group=None: [e for e in declared if e.group == group]
+    )
+    agent = UntrustedAgent.from_entry_point("mine", allow_network=True)
+    assert agent.entry == "my_pkg.agents:Mine"
+    assert agent.allow_network
+    with pytest.raises(AgentError, match=r"no agent 'theirs'.*known: \['mine'\]"):
+        UntrustedAgent.from_entry_point("theirs")

@@ -93,3 +93,21 @@ class Attacker:
         await session.submit(
             Plan(data=DataRecipe(sources=[SourceSelection(source="worked_solutions")]), train=SMALL)
         )
+
+
+class Scripted:
+    """Submits the plans it is given (as JSON data), in order, until the budget is spent."""
+
+    def __init__(self, plans: list[dict[str, Any]]) -> None:
+        from ftdojo.serialization import structure
+
+        self.plans = [structure(plan, Plan) for plan in plans]
+
+    async def run(self, session: Any) -> None:
+        from ftdojo.errors import BudgetExhausted
+
+        for plan in self.plans:
+            try:
+                await session.submit(plan)
+            except BudgetExhausted:
+                return
