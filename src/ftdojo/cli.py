@@ -268,9 +268,11 @@ def run_command(
         console.print(f"isolation: {result.isolation.describe()}")
     if result.contamination is not None and not result.contamination.problem:
         audit = result.contamination
+        raw = f"; the raw data alone: {audit.raw_rate:.0%}" if audit.raw_rate is not None else ""
+        flag = "  [red]FLAGGED[/red]" if audit.flagged else ""
         console.print(
             f"contamination: {audit.overlapping_items}/{audit.test_items} test items overlap"
-            f" the training data ({audit.n}-grams){'  [red]FLAGGED[/red]' if audit.flagged else ''}"
+            f" the training data ({audit.n}-grams{raw}){flag}"
         )
     for violation in result.violations:
         console.print(
