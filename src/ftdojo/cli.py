@@ -192,22 +192,9 @@ def run_command(
 ) -> None:
     """Run FT-Agent on TASK and print its trials and held-out score."""
     from ftdojo import Budget, Dojo, FTAgent
-    from ftdojo.agent import LLMPlanner, Planner, RulePlanner, TPEPlanner
     from ftdojo.errors import FTDojoError
 
-    planners: dict[str, Any] = {
-        "rule": lambda: RulePlanner(seed=seed),
-        "tpe": lambda: TPEPlanner(seed=seed),
-        "llm": lambda: LLMPlanner(synthesize_rationales=llm_rationales),
-    }
-    if planner not in planners:
-        err_console.print(f"[red]error:[/red] unknown planner {planner!r}; choose from {sorted(planners)}")
-        raise typer.Exit(2)
-    try:
-        chosen: Planner = planners[planner]()
-    except FTDojoError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    chosen = _make_planner(planner, seed, llm_rationales)
 
     progress = _Progress(time_limit)
     dojo = Dojo(
@@ -292,23 +279,15 @@ def resume_command(
 ) -> None:
     """Continue a killed or finished run with FT-Agent: its finished trials are kept."""
     from ftdojo import Dojo, FTAgent
-    from ftdojo.agent import LLMPlanner, RulePlanner, TPEPlanner
     from ftdojo.errors import FTDojoError
 
-    planners: dict[str, Any] = {
-        "rule": lambda: RulePlanner(seed=seed),
-        "tpe": lambda: TPEPlanner(seed=seed),
-        "llm": lambda: LLMPlanner(),
-    }
-    if planner not in planners:
-        err_console.print(f"[red]error:[/red] unknown planner {planner!r}; choose from {sorted(planners)}")
-        raise typer.Exit(2)
+    chosen = _make_planner(planner, seed, 0)
     run_dir = run_dir.expanduser().resolve()
     try:
         dojo = Dojo(home=home, runs_dir=run_dir.parent, threads=threads)
         result = anyio.run(
             functools.partial(
-                dojo.resume, run_dir, FTAgent(planner=planners[planner](), seed=seed), with_baseline=baseline
+                dojo.resume, run_dir, FTAgent(planner=chosen, seed=seed), with_baseline=baseline
             )
         )
     except FTDojoError as exc:
@@ -428,6 +407,26 @@ def bench_command(
         raise typer.Exit(2) from exc
     console.print(result.to_markdown(), markup=False)
     console.print(f"table: {out / 'bench.md'}  data: {out / 'bench.json'}")
+
+
+def _make_planner(name: str, seed: int, llm_rationales: int) -> Any:
+    """The planner ``--planner NAME`` asks for; exits with a clear error for an unknown one."""
+    from ftdojo.agent import LLMPlanner, RulePlanner, TPEPlanner
+    from ftdojo.errors import FTDojoError
+
+    planners: dict[str, Any] = {
+        "rule": lambda: RulePlanner(seed=seed),
+        "tpe": lambda: TPEPlanner(seed=seed),
+        "llm": lambda: LLMPlanner(synthesize_rationales=llm_rationales),
+    }
+    if name not in planners:
+        err_console.print(f"[red]error:[/red] unknown planner {name!r}; choose from {sorted(planners)}")
+        raise typer.Exit(2)
+    try:
+        return planners[name]()
+    except FTDojoError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
 
 def _untrusted_factory(entry: str, seed: int) -> Any:
