@@ -22,9 +22,9 @@ import os
 import stat
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["ARCHITECTURE_FIELDS", "check_model_artifacts"]
+__all__ = ["ARCHITECTURE_FIELDS", "check_model_artifacts", "open_plain_file"]
 
 #: Files a saved model or adapter is made of.
 _ALLOWED_SUFFIXES = (".safetensors", ".json", ".jinja", ".txt", ".model", ".md")
@@ -60,16 +60,28 @@ _MAX_ENTRIES = 1000
 Problem = tuple[str, str]
 
 
-def _read_json(path: Path) -> Any:
+def open_plain_file(path: Path) -> BinaryIO:
+    """``path`` opened for reading, refusing a symbolic or hard link a job may have left.
+
+    The Dojo reads what jobs wrote outside any sandbox: a link would let a job make the
+    Dojo read (and report back) a file the job itself cannot see.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as handle:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise OSError(f"{path.name} is not a plain file with a single link")
+    return os.fdopen(fd, "rb")
+
+
+def _read_json(path: Path) -> Any:
+    with open_plain_file(path) as handle:
         return json.loads(handle.read().decode("utf-8"))
 
 
 def _safetensors_shapes(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Tensor name -> (dtype, shape), from the file's header alone."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as handle:
+    with open_plain_file(path) as handle:
         (length,) = struct.unpack("<Q", handle.read(8))
         if length > _MAX_HEADER_BYTES:
             raise ValueError(f"header of {length} bytes")

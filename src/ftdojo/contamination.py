@@ -19,9 +19,7 @@ read up to a cap.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -145,11 +143,9 @@ def record_text(record: object) -> str:
 
 def read_training_rows(path: Path) -> Iterator[list[int]]:
     """The ``input_ids`` of each row of a built training file, never following a link."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-            raise OSError(f"{path.name} is not a plain file with a single link")
+    from ftdojo.artifacts import open_plain_file
+
+    with open_plain_file(path) as handle:
         read = 0
         for line in handle:
             read += len(line)

@@ -32,6 +32,7 @@ import anyio.to_thread
 import attrs
 import structlog
 
+from ftdojo.artifacts import open_plain_file
 from ftdojo.errors import ConfigError, SandboxError
 from ftdojo.feedback import ErrorKind, Stage
 from ftdojo.sandbox.isolation import (
@@ -434,23 +435,6 @@ def _remove_cgroup(group: Path) -> None:
     _log.warning("pids cgroup still busy; left in place", cgroup=str(group))
 
 
-def _read_regular_file(path: Path) -> str:
-    """A file's text, refusing a symbolic or hard link a job may have put there.
-
-    The Dojo reads it outside any sandbox: a link would let a job make the Dojo read
-    (and report back) a file the job itself cannot see.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-            raise OSError(f"{path.name} is not a plain file with a single link")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read().decode("utf-8")
-    finally:
-        os.close(fd)
-
-
 class SandboxRunner:
     """Runs :class:`Job` s in child processes under :class:`Limits`.
 
@@ -838,7 +822,8 @@ class SandboxRunner:
             # Only a bare name inside the workspace is honoured.
             path = workspace / Path(str(terminal["result_file"])).name
             try:
-                loaded = json.loads(_read_regular_file(path))
+                with open_plain_file(path) as handle:
+                    loaded = json.loads(handle.read().decode("utf-8"))
             except (OSError, ValueError) as exc:
                 warnings.append(f"cannot read the result file {path.name}: {exc}")
                 return None
