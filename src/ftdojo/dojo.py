@@ -514,6 +514,7 @@ class Dojo:
         self._repository = RawDataRepository(self.home / "data")
         self._prepared: dict[tuple[str, str], _Prepared] = {}
         self._verified_models: set[str] = set()
+        self._raw_overlap: dict[str, float] = {}
 
     # -- events -------------------------------------------------------------------
 
@@ -1243,13 +1244,17 @@ class Dojo:
                 flagged=False,
                 problem=f"{type(exc).__name__}: {exc}"[:300],
             )
-        raw_texts = [
-            self._rendered(prepared.task, record)
-            for source in prepared.catalog.source_ids
-            for record in self._repository.read_records(prepared.catalog, source)
-        ]
-        raw = audit_contamination(trial_id, raw_texts, items)
-        return audit_contamination(trial_id, texts, items, raw_rate=raw.rate)
+        key = prepared.task.version()
+        if key not in self._raw_overlap:
+            # The raw data's own overlap with the test split is the same for every run of
+            # the task: rendered and audited once per Dojo.
+            raw_texts = [
+                self._rendered(prepared.task, record)
+                for source in prepared.catalog.source_ids
+                for record in self._repository.read_records(prepared.catalog, source)
+            ]
+            self._raw_overlap[key] = audit_contamination(trial_id, raw_texts, items).rate
+        return audit_contamination(trial_id, texts, items, raw_rate=self._raw_overlap[key])
 
     @staticmethod
     def _rendered(task: TaskSpec, record: dict[str, Any]) -> str:
