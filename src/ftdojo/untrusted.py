@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 import anyio.to_thread
+import attrs
 import structlog
 
 from ftdojo.errors import AgentError, BudgetExhausted, FTDojoError
 from ftdojo.plans import Plan
 from ftdojo.sandbox.isolation import FilesystemView, detect_isolation, isolation_prefix, launcher
-from ftdojo.sandbox.runner import Limits, scrubbed_environment
+from ftdojo.sandbox.runner import Limits, _make_cgroup, _remove_cgroup, scrubbed_environment
 from ftdojo.serialization import from_json, unstructure
 
 if TYPE_CHECKING:
@@ -137,17 +138,20 @@ class UntrustedAgent:
             "annotations": {t.trial_id: session.annotations(t.trial_id) for t in session.history},
             "rejections": [unstructure(r) for r in session.rejections],
             "view": {"writable": view.writable, "hidden": view.hidden, "readable": view.readable},
+            "limits": attrs.asdict(self.limits),
         }
         path = workspace / f"handshake-{secrets.token_hex(4)}.json"
         path.write_text(json.dumps(handshake, allow_nan=True), encoding="utf-8")
         await self._serve(session, path, workspace, view)
 
-    def _command(self, path: Path, workspace: Path, view: FilesystemView) -> tuple[list[str], dict[str, str]]:
+    def _command(
+        self, path: Path, workspace: Path, view: FilesystemView, cgroup: Path | None
+    ) -> tuple[list[str], dict[str, str]]:
         isolation = detect_isolation(allow_network=self.allow_network)
         prefix = isolation_prefix(isolation, view, workdir=workspace)
         wrapped = isolation.backend == "bubblewrap" and bool(prefix)
         command = [
-            *launcher(cgroup=None, ignore_sigterm=wrapped),
+            *launcher(cgroup=cgroup, ignore_sigterm=wrapped),
             *prefix,
             sys.executable,
             "-m",
@@ -160,7 +164,17 @@ class UntrustedAgent:
         return command, env
 
     async def _serve(self, session: Session, path: Path, workspace: Path, view: FilesystemView) -> None:
-        command, env = self._command(path, workspace, view)
+        cgroup = await anyio.to_thread.run_sync(_make_cgroup, self.limits.max_processes)
+        try:
+            await self._serve_in(session, path, workspace, view, cgroup)
+        finally:
+            if cgroup is not None:
+                await anyio.to_thread.run_sync(_remove_cgroup, cgroup)
+
+    async def _serve_in(
+        self, session: Session, path: Path, workspace: Path, view: FilesystemView, cgroup: Path | None
+    ) -> None:
+        command, env = self._command(path, workspace, view, cgroup)
         wall = session.budget.max_seconds
         deadline = time.monotonic() + (wall * 1.5 + 120 if wall else self.limits.wall_seconds)
         process = await anyio.open_process(

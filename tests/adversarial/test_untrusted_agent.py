@@ -104,3 +104,19 @@ def test_an_untrusted_agent_from_an_entry_point(monkeypatch: pytest.MonkeyPatch)
     assert agent.allow_network
     with pytest.raises(AgentError, match=r"no agent 'theirs'.*known: \['mine'\]"):
         UntrustedAgent.from_entry_point("theirs")
+
+
+async def test_the_agents_process_has_a_memory_limit(ftdojo_home: Path, tmp_path: Path) -> None:
+    from ftdojo.sandbox import Limits
+
+    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny")
+    agent = UntrustedAgent(
+        "untrusted_agents:Attacker",
+        kwargs={"attack": "hoard"},
+        python_path=[HERE],
+        limits=Limits(memory_bytes=2 * 2**30),
+    )
+    result = await dojo.run("math", agent, budget=Budget(max_trials=1))
+
+    assert "MemoryError" in result.stop_reason
+    assert result.trials == ()

@@ -71,7 +71,12 @@ def _garble(target: str) -> None:
             continue
 
 
+def _hoard(target: str) -> None:
+    bytearray(8 * 2**30)  # past the agent's memory limit
+
+
 ATTACKS = {
+    "hoard": _hoard,
     "read": _read,
     "write": _write,
     "proc": _proc,
