@@ -12,7 +12,8 @@ import pytest
 def ftdojo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # CI points FTDOJO_HOME at a cache inside the checkout; otherwise a fresh folder.
     env = os.environ.get("FTDOJO_HOME")
-    return Path(env) if env else tmp_path_factory.mktemp("ftdojo-home")
+    # Absolute, as the Dojo makes it: the attack tests aim at the private splits through it.
+    return Path(env).resolve() if env else tmp_path_factory.mktemp("ftdojo-home")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from ftdojo import Dojo, ModelError
-from ftdojo.models import model_info, resolve_local_model
+from ftdojo.models import default_home, model_info, resolve_local_model
 
 pytestmark = pytest.mark.anyio
 
@@ -111,3 +111,15 @@ async def test_a_cancelled_waiter_leaves_the_lock_usable(tmp_path: Path) -> None
     with anyio.fail_after(5):
         async with _file_lock(path):
             pass
+
+
+def test_a_relative_ftdojo_home_is_taken_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README runs the tests with FTDOJO_HOME=.cache/ftdojo; sandboxed jobs run in
+    # their own workspace and must get the same folder, not one relative to theirs.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FTDOJO_HOME", ".cache/ftdojo")
+    assert default_home() == tmp_path / ".cache" / "ftdojo"
+    monkeypatch.delenv("FTDOJO_HOME")
+    assert default_home().is_absolute()

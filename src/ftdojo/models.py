@@ -41,9 +41,13 @@ __all__ = [
 
 
 def default_home() -> Path:
-    """ftdojo's cache directory: ``$FTDOJO_HOME`` or ``~/.cache/ftdojo``."""
+    """ftdojo's cache directory: ``$FTDOJO_HOME`` or ``~/.cache/ftdojo``, as an absolute path.
+
+    A relative ``FTDOJO_HOME`` (the README's ``.cache/ftdojo``) is taken from the working
+    directory now: sandboxed jobs run elsewhere and must not read it against theirs.
+    """
     env = os.environ.get("FTDOJO_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ftdojo"
+    return (Path(env).expanduser() if env else Path.home() / ".cache" / "ftdojo").absolute()
 
 
 @attrs.frozen(kw_only=True)
