@@ -19,3 +19,11 @@ def ftdojo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(params=["spawn", "fork"])
+def launch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test twice: with every job spawned, and with jobs forked from the preloaded
+    fork server (the default on Linux); runners created in the test follow it."""
+    monkeypatch.setenv("FTDOJO_PRELOAD", "1" if request.param == "fork" else "0")
+    return str(request.param)

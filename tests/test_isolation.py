@@ -18,7 +18,9 @@ from ftdojo.feedback import ErrorKind, Stage
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
 from ftdojo.sandbox.isolation import FilesystemView, detect_isolation
 
-pytestmark = pytest.mark.anyio
+# Every protection is checked both ways: spawned jobs, and jobs forked from the preloaded
+# fork server (which joins the namespaces bubblewrap made rather than being started in them).
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("launch")]
 
 FULL = detect_isolation()
 needs_view = pytest.mark.skipif(
@@ -53,7 +55,9 @@ async def _attack(layout: dict[str, Path], code: str, *, trusted: bool = False) 
         stage=Stage.BUILD,
         view=view,
     )
-    return await SandboxRunner().run(job, workspace=layout["workspace"], limits=Limits(wall_seconds=60))
+    outcome = await SandboxRunner().run(job, workspace=layout["workspace"], limits=Limits(wall_seconds=60))
+    assert outcome.launch == ("spawn" if os.environ["FTDOJO_PRELOAD"] == "0" else "fork"), outcome.launch_note
+    return outcome
 
 
 def _kinds(outcome: JobOutcome) -> set[str]:

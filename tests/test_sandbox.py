@@ -23,7 +23,8 @@ from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner, scrubbed_envi
 from ftdojo.sandbox.protocol import MAX_EVENT_BYTES
 from ftdojo.sandbox.runner import MAX_EVENTS, network_isolation_prefix
 
-pytestmark = pytest.mark.timeout(60)
+# Every job here runs both ways: spawned, and forked from the preloaded fork server.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("launch")]
 
 
 @pytest.fixture

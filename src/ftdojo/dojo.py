@@ -740,6 +740,7 @@ class Dojo:
         tags = {"run_id": run.run_id, "trial_id": trial_id}
         stage_seconds: dict[str, float] = {}
         peak: dict[str, float] = {}
+        launch: dict[str, str] = {}
         warnings: list[str] = []
         started = time.monotonic()
 
@@ -762,6 +763,7 @@ class Dojo:
                     duration_s=time.monotonic() - started,
                     stage_seconds=stage_seconds,
                     peak_memory_mb=peak,
+                    launch=launch,
                     warnings=tuple(warnings),
                 ),
                 **levels,
@@ -771,7 +773,10 @@ class Dojo:
             stage_seconds[stage.value] = round(outcome.duration_s, 3)
             if outcome.peak_memory_mb is not None:
                 peak[stage.value] = round(outcome.peak_memory_mb, 1)
+            launch[stage.value] = outcome.launch
             warnings.extend(outcome.warnings)
+            if outcome.launch_note:
+                warnings.append(f"{stage.value} job spawned, not forked: {outcome.launch_note}")
 
         def out_of_time() -> bool:
             return run.budgeter.seconds_left() <= 0
@@ -866,6 +871,7 @@ class Dojo:
                     duration_s=time.monotonic() - started,
                     stage_seconds=stage_seconds,
                     peak_memory_mb=peak,
+                    launch=launch,
                     warnings=tuple(warnings),
                 ),
                 data=data,
@@ -918,6 +924,7 @@ class Dojo:
                 duration_s=round(time.monotonic() - started, 3),
                 stage_seconds=stage_seconds,
                 peak_memory_mb=peak,
+                launch=launch,
                 warnings=tuple(warnings),
             ),
             data=data,

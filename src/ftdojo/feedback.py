@@ -64,6 +64,10 @@ class ExecutionFeedback:
     duration_s: float = 0.0
     stage_seconds: dict[str, float] = attrs.field(factory=dict)
     peak_memory_mb: dict[str, float] = attrs.field(factory=dict)
+    #: How each stage's worker was started: ``"fork"`` (from the preloaded fork server, no
+    #: import cost) or ``"spawn"`` (a fresh interpreter); why a fork was not possible is
+    #: in ``warnings``.
+    launch: dict[str, str] = attrs.field(factory=dict)
     warnings: tuple[str, ...] = ()
 
 

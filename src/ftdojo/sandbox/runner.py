@@ -18,11 +18,12 @@ import os
 import re
 import secrets
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ import structlog
 from ftdojo.artifacts import open_plain_file
 from ftdojo.errors import ConfigError, SandboxError
 from ftdojo.feedback import ErrorKind, Stage
+from ftdojo.sandbox.forkserver import DEFAULT_PRELOAD
 from ftdojo.sandbox.isolation import (
     BUBBLEWRAP,
     FilesystemView,
@@ -45,6 +47,7 @@ from ftdojo.sandbox.isolation import (
     launcher,
     pids_cgroup_root,
 )
+from ftdojo.sandbox.preloaded import CLIENT_SCRIPT, ForkServer, fork_server
 from ftdojo.sandbox.protocol import JOB_FILE, MAX_EVENT_BYTES, MAX_VIOLATIONS, WORKER_MODULE
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "Limits",
     "SandboxRunner",
     "network_isolation_prefix",
+    "preload_from_environment",
     "scrubbed_environment",
 ]
 
@@ -73,6 +77,9 @@ _EXCEPTION_LINES = 10
 # Output beyond the cap that no honest job writes: recorded as a flooding attempt.
 _FLOOD_BYTES = 64 * 2**20
 _DISK_POLL_SECONDS = 1.0
+# Address space a forked job needs beyond what it inherits from the fork server before a
+# memory limit is worth forking under (below it, the job is spawned instead).
+_FORK_MEMORY_ROOM = 512 * 2**20
 
 _ALLOWED_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 _ALLOWED_PREFIXES = ("OPENBLAS_",)
@@ -166,6 +173,11 @@ class JobOutcome:
     #: Attempts the worker saw to cross the sandbox (read a hidden path, write outside the
     #: workspace, open a socket, ...); each a dict with ``kind`` and ``detail``.
     violations: tuple[dict[str, Any], ...] = ()
+    #: How the worker process was started: ``"fork"`` (from the preloaded fork server) or
+    #: ``"spawn"`` (a fresh interpreter).
+    launch: str = "spawn"
+    #: Why a runner that preloads spawned this job instead (empty when it forked).
+    launch_note: str = ""
 
 
 def _looks_secret(key: str) -> bool:
@@ -222,6 +234,15 @@ def scrubbed_environment(
         _check_extra(extra)
         env.update(extra)
     return env
+
+
+def preload_from_environment() -> bool:
+    """Whether runners preload by default: ``FTDOJO_PRELOAD=0`` turns it off (on by default
+    on Linux, where forking is safe; elsewhere every job is spawned)."""
+    value = os.environ.get("FTDOJO_PRELOAD", "").strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return False
+    return sys.platform.startswith("linux")
 
 
 def network_isolation_prefix() -> tuple[str, ...] | None:
@@ -452,12 +473,20 @@ class SandboxRunner:
         python: str = sys.executable,
         extra_env: Mapping[str, str] | None = None,
         allow_network: bool = False,
+        preload: bool | Sequence[str] | None = None,
     ) -> None:
         if extra_env:
             _check_extra(extra_env)
         self._python = python
         self._extra_env = dict(extra_env or {})
         self._allow_network = allow_network
+        if preload is None:
+            preload = preload_from_environment()
+        #: The modules a fork server imports once (``True``: torch, transformers, peft and
+        #: ftdojo's jobs); ``False`` spawns a fresh interpreter for every job.
+        self._preload: tuple[str, ...] = (
+            tuple(DEFAULT_PRELOAD) if preload is True else tuple(preload) if preload else ()
+        )
         self._isolation: Isolation | None = None
         self._warned = False
 
@@ -468,19 +497,49 @@ class SandboxRunner:
             self._isolation = detect_isolation(allow_network=self._allow_network)
         return self._isolation
 
-    async def _command(self, job: Job, workspace: Path, cgroup: Path | None) -> tuple[list[str], bool]:
-        """The command line, and whether bubblewrap wraps it (it reports signals as 128+N)."""
+    async def _command(
+        self, job: Job, workspace: Path, cgroup: Path | None, server: ForkServer | None, fd: int | None
+    ) -> tuple[list[str], bool]:
+        """The command line, and whether bubblewrap wraps it (it reports signals as 128+N).
+
+        With a fork ``server``, the last step is the fork client on connection ``fd``
+        instead of a fresh worker; everything before it (cgroup, namespaces, view) is the same.
+        """
         isolation = await anyio.to_thread.run_sync(lambda: self.isolation)
         if isolation.gaps and not self._warned:
             self._warned = True
             _log.warning(
                 "sandbox isolation incomplete", isolation=isolation.describe(), notes=isolation.notes
             )
-        prefix = isolation_prefix(isolation, job.view, workdir=workspace)
+        view = job.view
+        if view is not None and server is not None:
+            # The server's socket must not be reachable from a job, which would otherwise
+            # ask for a process of its own with other limits.
+            view = attrs.evolve(view, hidden=(*view.hidden, str(server.socket_path.parent)))
+        prefix = isolation_prefix(isolation, view, workdir=workspace)
         wrapped = isolation.backend == BUBBLEWRAP and bool(prefix)
         start = launcher(cgroup=cgroup, ignore_sigterm=wrapped)
-        command = [*start, *prefix, self._python, "-m", WORKER_MODULE, str(workspace / JOB_FILE)]
-        return command, wrapped
+        job_file = str(workspace / JOB_FILE)
+        if server is not None and fd is not None:
+            # -I -S: no site-packages, no environment: the client needs the standard library only.
+            return [*start, *prefix, self._python, "-I", "-S", CLIENT_SCRIPT, str(fd), job_file], wrapped
+        return [*start, *prefix, self._python, "-m", WORKER_MODULE, job_file], wrapped
+
+    async def _fork_server(self, env: dict[str, str], limits: Limits) -> tuple[ForkServer | None, str]:
+        """The fork server to start this job from, or ``None`` and why it is spawned instead."""
+        if not self._preload:
+            return None, ""
+        server = await anyio.to_thread.run_sync(
+            functools.partial(fork_server, env, python=self._python, modules=self._preload)
+        )
+        if not server.ready:
+            return None, server.why or "the fork server is not ready"
+        if limits.memory_bytes is not None and limits.memory_bytes < server.vm_bytes + _FORK_MEMORY_ROOM:
+            return None, (
+                f"the memory limit ({limits.memory_bytes / 2**20:.0f} MiB) leaves too little room above "
+                f"the {server.vm_bytes / 2**20:.0f} MiB a forked job inherits"
+            )
+        return server, ""
 
     async def run(
         self,
@@ -515,10 +574,20 @@ class SandboxRunner:
         on_event: Callable[[dict[str, Any]], object] | None,
         cgroup: Path | None,
     ) -> JobOutcome:
-        command, wrapped = await self._command(job, workspace, cgroup)
+        started = time.monotonic()
+        server, launch_note = await self._fork_server(env, limits)
+        connection: socket.socket | None = None
+        if server is not None:
+            try:
+                connection = await anyio.to_thread.run_sync(server.connect)
+            except OSError as exc:
+                server, launch_note = None, f"cannot reach the fork server: {exc}"
+        if launch_note:
+            _log.debug("sandbox job spawned", why=launch_note)
+        fd = connection.fileno() if connection is not None else None
+        command, wrapped = await self._command(job, workspace, cgroup, server, fd)
 
         state = _RunState(output=_OutputCapture(limits.output_bytes), stop_on_violation=job.view is not None)
-        started = time.monotonic()
         try:
             # Shielded: a cancellation landing mid-start would leave a child we have no handle
             # on; this way it lands inside the try below, which kills it.
@@ -531,9 +600,13 @@ class SandboxRunner:
                     cwd=workspace,
                     env=env,
                     start_new_session=True,
+                    pass_fds=(fd,) if fd is not None else (),
                 )
         except OSError as exc:
             raise SandboxError(f"cannot start {command[0]!r}: {exc}") from exc
+        finally:
+            if connection is not None:
+                connection.close()  # the client holds it now
         log = _log.bind(entry=job.entry, stage=job.stage.value, pid=process.pid)
         log.debug("sandbox job started", workspace=str(workspace))
 
@@ -574,6 +647,9 @@ class SandboxRunner:
             # bubblewrap exits 128+N when the job it runs was killed by signal N.
             returncode = -(returncode - 128)
         outcome = self._outcome(returncode, state, limits, time.monotonic() - started, workspace)
+        outcome = attrs.evolve(
+            outcome, launch="fork" if server is not None else "spawn", launch_note=launch_note
+        )
         log.info(
             "sandbox job finished",
             ok=outcome.ok,
