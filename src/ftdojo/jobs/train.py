@@ -97,6 +97,7 @@ def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
     device = pick_device()
     bf16 = resolve_bf16(config.precision, device)
+    loading = time.monotonic()
     tokenizer = AutoTokenizer.from_pretrained(payload["model_path"], trust_remote_code=False)
     model: Any = AutoModelForCausalLM.from_pretrained(
         payload["model_path"], trust_remote_code=False, dtype=torch.float32, use_safetensors=True
@@ -119,6 +120,8 @@ def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
             ),
         )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    # What loading the model cost, apart from the job's fixed overhead (benchmarks/).
+    ctx.emit("model_loaded", seconds=round(time.monotonic() - loading, 4))
 
     losses: list[LossPoint] = []
     state_box: dict[str, Any] = {"diverged": False, "stop_reason": ""}
@@ -149,6 +152,10 @@ def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
             if not math.isfinite(loss):
                 state_box["diverged"] = True
                 control.should_training_stop = True
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.global_step == 0:
+                ctx.emit("first_step")
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if max_train_tokens is not None and state.num_input_tokens_seen >= max_train_tokens:

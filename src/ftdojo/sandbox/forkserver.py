@@ -58,7 +58,10 @@ __all__ = ["DEFAULT_PRELOAD", "main", "threads_of_this_process"]
 DEFAULT_PRELOAD = (
     "torch",
     "transformers",
+    "transformers.trainer",
     "peft",
+    "datasets",
+    "accelerate",
     "ftdojo.sandbox.worker",
     "ftdojo.sandbox.guard",
     "ftdojo.sandbox.protocol",

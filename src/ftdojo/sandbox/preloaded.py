@@ -81,6 +81,8 @@ class ForkServer:
         # numpy's OpenBLAS starts a thread pool when it is loaded, and a process with
         # threads must not fork; jobs do their heavy math in torch, not in numpy.
         server_env["OPENBLAS_NUM_THREADS"] = "1"
+        # pyarrow (under datasets) loads a jemalloc that starts a purging thread otherwise.
+        server_env["JE_ARROW_MALLOC_CONF"] = "background_thread:false"
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             server_env.pop(variable, None)  # each job sets its own
         command = [self.python, "-m", "ftdojo.sandbox.forkserver", str(self.socket_path), *self.modules]
