@@ -86,7 +86,7 @@ class StageLimits:
     #: Records and optimiser steps of a smoke run.
     smoke_records: int = 100
     smoke_steps: int = 4
-    eval_batch_size: int = 32
+    eval_batch_size: int = 64
     error_samples: int = 10
 
 

@@ -398,11 +398,15 @@ def _describe_exit(returncode: int | None) -> str:
 
 def _root_cause_from_output(output: str, returncode: int | None) -> str:
     """The last traceback reduced to its last frame and exception, or the output's tail."""
+    # faulthandler ends a crash dump with every loaded extension module on one line: no
+    # cause there (and in a job forked from the preloaded server, a very long line).
+    output = "\n".join(line for line in output.splitlines() if not line.startswith("Extension modules:"))
     excerpt = _last_traceback(output)
     if excerpt is None:
         excerpt = _tail_lines(output, _ROOT_CAUSE_CHARS)
     headline = _describe_exit(returncode)
-    return _cap(f"{headline}\n{excerpt}" if excerpt else headline)
+    # The headline (which signal) is kept whole; the excerpt is cut from its start.
+    return f"{headline}\n{_cap(excerpt, _ROOT_CAUSE_CHARS - len(headline) - 1)}" if excerpt else headline
 
 
 def _bytes_under(folders: list[Path]) -> int:
