@@ -83,6 +83,9 @@ class ForkServer:
         server_env["OPENBLAS_NUM_THREADS"] = "1"
         # pyarrow (under datasets) loads a jemalloc that starts a purging thread otherwise.
         server_env["JE_ARROW_MALLOC_CONF"] = "background_thread:false"
+        # An import that asks torch.cuda.is_available() would initialize the CUDA driver in
+        # the server, and a forked job could not use the GPU; torch's NVML check does not.
+        server_env["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             server_env.pop(variable, None)  # each job sets its own
         command = [self.python, "-m", "ftdojo.sandbox.forkserver", str(self.socket_path), *self.modules]
