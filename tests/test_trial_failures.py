@@ -141,3 +141,23 @@ async def test_a_trainer_killed_by_sigkill_and_a_full_disk_are_feedback(
     assert ok.ok, ok.execution.root_cause
     assert result.final_trial_id == ok.trial_id
     assert (Path(result.run_dir) / "journal.jsonl").read_text().count('"kind": "trial"') == 3
+
+
+async def test_a_smoke_run_trains_two_steps_of_one_micro_batch(ftdojo_home: Path, tmp_path: Path) -> None:
+    # Gradient accumulation would multiply the smoke's cost without changing its peak
+    # memory (set by one micro-batch and the optimiser state), so the smoke drops it.
+    accumulating = TrainConfig(method="full", learning_rate=1e-3, batch_size=4, grad_accum=4, max_length=256)
+    agent = ScriptedAgent([_plan(train=accumulating)], smoke_first=True)
+    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny", threads=2)
+    result = await dojo.run("math", agent, budget=Budget(max_trials=1, max_seconds=600))
+    (smoke,) = agent.smoke_feedback
+    assert smoke.ok, smoke.execution.root_cause
+    assert smoke.training is not None
+    assert smoke.training.steps == StageLimits().smoke_steps == 2
+    assert [p.step for p in smoke.training.losses] == [1, 2]
+    # Two micro-batches of 4 records, each at most 256 tokens.
+    assert 0 < smoke.training.tokens_trained <= 2 * 4 * 256
+    # The trial itself keeps its accumulation: each of its steps is 4 micro-batches.
+    (trial,) = result.trials
+    assert trial.feedback.training is not None
+    assert trial.feedback.training.tokens_trained > 4 * smoke.training.tokens_trained / 2

@@ -83,9 +83,12 @@ class StageLimits:
     build: Limits = attrs.field(factory=lambda: Limits(wall_seconds=600, memory_bytes=8 * GiB))
     train: Limits = attrs.field(factory=lambda: Limits(wall_seconds=4 * 3600, memory_bytes=16 * GiB))
     evaluate: Limits = attrs.field(factory=lambda: Limits(wall_seconds=3600, memory_bytes=16 * GiB))
-    #: Records and optimiser steps of a smoke run.
+    #: Records and optimiser steps of a smoke run. Two steps, each one micro-batch (no
+    #: gradient accumulation): the first reaches the plan's peak memory (its batch holds
+    #: the longest record, the optimiser state is allocated), the second gives the loss
+    #: a direction. More steps cost the trial's speed per step and tell little more.
     smoke_records: int = 100
-    smoke_steps: int = 4
+    smoke_steps: int = 2
     eval_batch_size: int = 64
     error_samples: int = 10
 
@@ -834,7 +837,7 @@ class Dojo:
         train = await self._job(
             self.train_entry,
             {
-                "train": unstructure(plan.train),
+                "train": unstructure(attrs.evolve(plan.train, grad_accum=1) if smoke else plan.train),
                 "data_path": str(workspace / "data" / "train.jsonl"),
                 "output_dir": str(workspace),
                 "model_path": str(prepared.model_path),

@@ -212,7 +212,7 @@ def _shape(plan: Plan) -> tuple[object, ...]:
 class FailFastValidator:
     """Reject a bad plan in seconds, with reasons, before it costs a trial.
 
-    The smoke run builds about 100 records and trains a few steps in the sandbox:
+    The smoke run builds about 100 records and trains two steps in the sandbox:
     the build must produce records and the loss must be finite. ``smoke`` says when
     to pay for it: ``"always"``, ``"never"``, or ``"when_changed"`` (the default: only
     when no successful trial already ran the same data and memory-relevant settings).
