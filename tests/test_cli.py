@@ -103,3 +103,65 @@ def test_resume_continues_a_run_from_its_folder(ftdojo_home: Path, tmp_path: Pat
     missing = runner.invoke(app, ["resume", str(tmp_path / "nope"), "--home", str(ftdojo_home)])
     assert missing.exit_code == 2
     assert "nothing to resume" in missing.output
+
+
+def test_config_file_values_are_defaults_below_environment_and_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unknown planner fails before any run, naming the value that won.
+    config = tmp_path / "ftdojo.toml"
+    config.write_text(f'[run]\nplanner = "from-file"\nruns-dir = "{tmp_path}"\n')
+    monkeypatch.delenv("FTDOJO_PLANNER", raising=False)
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "from-file" in result.output
+    monkeypatch.setenv("FTDOJO_PLANNER", "from-env")
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "from-env" in result.output
+    result = runner.invoke(app, ["run", "--config", str(config), "--planner", "from-flag"])
+    assert result.exit_code == 2
+    assert "from-flag" in result.output
+
+
+def test_a_bad_config_file_is_named_with_its_problem(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("trials = \n")
+    result = runner.invoke(app, ["run", "--config", str(broken)])
+    assert result.exit_code == 2
+    assert "broken.toml" in result.output
+    assert "not valid TOML" in result.output
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("trails = 3\n")
+    result = runner.invoke(app, ["run", "--config", str(unknown)])
+    assert result.exit_code == 2
+    assert "'trails'" in result.output
+    result = runner.invoke(app, ["run", "--config", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 2
+    assert "missing.toml" in result.output
+
+
+def test_run_from_a_config_file(ftdojo_home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    runs = tmp_path / "runs"
+    config.write_text(
+        "\n".join(
+            [
+                'task = "math"',
+                'model = "tiny"',
+                "trials = 1",
+                "time = 240",
+                "tokens = 4000",
+                "baseline = false",
+                f'runs_dir = "{runs}"',
+                f'home = "{ftdojo_home}"',
+            ]
+        )
+    )
+    result = runner.invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "math · tiny" in result.output
+    (run_dir,) = runs.iterdir()
+    started = (run_dir / "journal.jsonl").read_text().splitlines()[0]
+    assert '"max_trials": 1' in started
+    assert '"max_train_tokens": 4000' in started

@@ -19,7 +19,7 @@ from ftdojo._version import __version__
 if TYPE_CHECKING:
     from ftdojo.agent import FTAgent
     from ftdojo.cards import CatalogEntry, DataCatalog, TaskCard, TokenStats
-    from ftdojo.dojo import Agent, Dojo, Session, StageLimits
+    from ftdojo.dojo import Agent, Dojo, RunEvents, Session, StageLimits
     from ftdojo.errors import (
         AgentError,
         BudgetExhausted,
@@ -93,6 +93,7 @@ _LAZY = {
     "Plan": "ftdojo.plans",
     "PlanError": "ftdojo.errors",
     "Rejection": "ftdojo.results",
+    "RunEvents": "ftdojo.dojo",
     "RunResult": "ftdojo.results",
     "Violation": "ftdojo.results",
     "UntrustedAgent": "ftdojo.untrusted",
@@ -163,6 +164,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "Rejection",
+    "RunEvents",
     "RunResult",
     "SandboxError",
     "SandboxTimeout",

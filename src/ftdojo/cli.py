@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,14 +33,75 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         "-m",
+        envvar="FTDOJO_MODEL",
         help="Base model: 'smollm2-135m' (default), 'tiny' (fast, for tests), a folder or a HF id.",
     ),
 ]
 HomeOption = Annotated[
-    Path | None, typer.Option("--home", help="Cache directory (default: $FTDOJO_HOME or ~/.cache/ftdojo).")
+    Path | None,
+    typer.Option(
+        "--home", envvar="FTDOJO_HOME", help="Cache directory (default: $FTDOJO_HOME or ~/.cache/ftdojo)."
+    ),
 ]
 ThreadsOption = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads per worker (default: all).")
+    int | None,
+    typer.Option("--threads", envvar="FTDOJO_THREADS", help="CPU threads per worker (default: all)."),
+]
+
+
+def _read_config(ctx: typer.Context, param: Any, value: Path | None) -> Path | None:
+    """``--config FILE.toml``: the file's keys become the command's defaults.
+
+    Eager, so it runs before the other options are read: a flag on the command line or an
+    ``FTDOJO_*`` variable still wins over the file (click reads the command line, then the
+    environment, then these defaults). Keys are the options' long names (``time``,
+    ``runs-dir`` or ``runs_dir``, ...) and ``task``, at the top level or in a table named
+    after the command (``[run]``).
+    """
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]  # not installed on 3.11+
+
+    if value is None or ctx.resilient_parsing:
+        return value
+    try:
+        data = tomllib.loads(value.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {value}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"{value} is not valid TOML: {exc}") from exc
+    command = ctx.info_name or ""
+    table = data.get(command, data) if isinstance(data.get(command), dict) else data
+    names: dict[str, str] = {}
+    for option in ctx.command.params:
+        if option.name in (None, "config"):
+            continue
+        names[option.name] = option.name
+        for flag in option.opts:
+            if flag.startswith("--"):
+                names[flag[2:].replace("-", "_")] = option.name
+    defaults: dict[str, Any] = {}
+    for key, item in table.items():
+        if isinstance(item, dict):
+            continue  # another command's table
+        name = names.get(key.replace("-", "_"))
+        if name is None:
+            raise typer.BadParameter(f"{value}: unknown key {key!r}; known keys: {', '.join(sorted(names))}")
+        defaults[name] = str(item) if isinstance(item, Path) else item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        is_eager=True,
+        callback=_read_config,
+        envvar="FTDOJO_CONFIG",
+        help="A TOML file of option values (flags and FTDOJO_* variables win over it).",
+    ),
 ]
 
 
@@ -54,8 +116,12 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
-    log_json: Annotated[bool, typer.Option("--log-json", help="Logs as JSON lines on stderr.")] = False,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "warning",
+    log_json: Annotated[
+        bool, typer.Option("--log-json", envvar="FTDOJO_LOG_JSON", help="Logs as JSON lines on stderr.")
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", envvar="FTDOJO_LOG_LEVEL", help="debug, info, warning or error.")
+    ] = "warning",
 ) -> None:
     from ftdojo.logs import configure_logging
 
@@ -155,14 +221,21 @@ def run_command(
     model: ModelOption = DEFAULT_MODEL,
     # Defaults sized for a 2-core CPU and the 135M default model: two LoRA trials of a
     # few minutes each, so that a whole run with its baseline stays under 15 minutes.
-    trials: Annotated[int, typer.Option("--trials", help="Most trials the agent may run.")] = 2,
+    trials: Annotated[
+        int, typer.Option("--trials", envvar="FTDOJO_TRIALS", help="Most trials the agent may run.")
+    ] = 2,
     time_limit: Annotated[
-        float, typer.Option("--time", help="Wall-time budget of the agent's trials, in seconds.")
+        float,
+        typer.Option(
+            "--time", envvar="FTDOJO_TIME", help="Wall-time budget of the agent's trials, in seconds."
+        ),
     ] = 600.0,
-    tokens: Annotated[int | None, typer.Option("--tokens", help="Budget of trained tokens.")] = None,
-    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run directories go.")] = Path(
-        "ftdojo-runs"
-    ),
+    tokens: Annotated[
+        int | None, typer.Option("--tokens", envvar="FTDOJO_TOKENS", help="Budget of trained tokens.")
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option("--runs-dir", envvar="FTDOJO_RUNS_DIR", help="Where run directories go.")
+    ] = Path("ftdojo-runs"),
     home: HomeOption = None,
     threads: ThreadsOption = None,
     baseline: Annotated[bool, typer.Option(help="Also score the untouched base model.")] = True,
@@ -171,10 +244,13 @@ def run_command(
         str,
         typer.Option(
             "--planner",
+            envvar="FTDOJO_PLANNER",
             help="rule (no LLM), tpe (Optuna search) or llm (an OpenAI endpoint from FTDOJO_LLM_*).",
         ),
     ] = "rule",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the plans (data sampling, training).")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", envvar="FTDOJO_SEED", help="Seed of the plans (data sampling, training).")
+    ] = 0,
     llm_rationales: Annotated[
         int,
         typer.Option(
@@ -189,6 +265,7 @@ def run_command(
             help="Refuse to run without network namespace, filesystem view and pid namespace.",
         ),
     ] = False,
+    config: ConfigOption = None,
 ) -> None:
     """Run FT-Agent on TASK and print its trials and held-out score."""
     from ftdojo import Budget, Dojo, FTAgent

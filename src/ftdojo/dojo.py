@@ -60,7 +60,7 @@ from ftdojo.serialization import structure, to_json, unstructure
 from ftdojo.tasks.registry import get_task, task_from_reference, task_reference
 from ftdojo.tasks.spec import EvalItem, TaskSpec
 
-__all__ = ["Agent", "Dojo", "EventHandler", "Session", "StageLimits"]
+__all__ = ["Agent", "Dojo", "EventHandler", "RunEvents", "Session", "StageLimits"]
 
 log = structlog.get_logger("ftdojo")
 
@@ -378,8 +378,10 @@ class _Run:
         self.budgeter.trials += 1
         started = time.time()
         self.dojo._emit({"type": "trial_started", "run_id": self.run_id, "trial_id": trial_id})
-        log.info("trial started", run_id=self.run_id, trial_id=trial_id, hypothesis=plan.hypothesis[:200])
-        feedback = await self.dojo._run_trial(self, plan, trial_id, smoke=False)
+        # Every log line of the trial, the Dojo's and the sandbox runner's, names it.
+        with structlog.contextvars.bound_contextvars(trial_id=trial_id):
+            log.info("trial started", hypothesis=plan.hypothesis[:200])
+            feedback = await self.dojo._run_trial(self, plan, trial_id, smoke=False)
         trial = Trial(
             trial_id=trial_id, plan=plan, feedback=feedback, started_at=started, finished_at=time.time()
         )
@@ -415,7 +417,9 @@ class _Run:
         if self.budgeter.seconds_left() <= 0:
             raise BudgetExhausted("time budget spent")
         self.smokes += 1
-        feedback = await self.dojo._run_trial(self, plan, f"smoke{self.smokes:03d}", smoke=True)
+        smoke_id = f"smoke{self.smokes:03d}"
+        with structlog.contextvars.bound_contextvars(trial_id=smoke_id):
+            feedback = await self.dojo._run_trial(self, plan, smoke_id, smoke=True)
         self.journal.append("smoke", plan=unstructure(plan), feedback=unstructure(feedback))
         return feedback
 
@@ -514,6 +518,9 @@ class Dojo:
         self._limiters: dict[object, anyio.CapacityLimiter] = {}
         self.threads = threads
         self._handlers: list[EventHandler] = [on_event] if on_event is not None else []
+        # Handlers of one run (``run(on_event=...)``, :meth:`stream`), by run id: a Dojo
+        # may run several at once, and each listener hears only its own.
+        self._run_handlers: dict[str, list[EventHandler]] = {}
         self._repository = RawDataRepository(self.home / "data")
         self._prepared: dict[tuple[str, str], _Prepared] = {}
         self._verified_models: set[str] = set()
@@ -522,10 +529,11 @@ class Dojo:
     # -- events -------------------------------------------------------------------
 
     def add_event_handler(self, handler: EventHandler) -> None:
+        """Call ``handler`` with every event of every run of this Dojo (see :meth:`stream`)."""
         self._handlers.append(handler)
 
     def _emit(self, event: dict[str, Any]) -> None:
-        for handler in self._handlers:
+        for handler in (*self._handlers, *self._run_handlers.get(str(event.get("run_id")), ())):
             handler(event)
 
     # -- preparation --------------------------------------------------------------
@@ -1041,8 +1049,15 @@ class Dojo:
         model: str | None = None,
         run_id: str | None = None,
         with_baseline: bool = False,
+        on_event: EventHandler | None = None,
     ) -> RunResult:
-        """Run ``agent`` on ``task`` within ``budget``; resume when ``run_id`` names a journal."""
+        """Run ``agent`` on ``task`` within ``budget``; resume when ``run_id`` names a journal.
+
+        ``on_event`` hears this run's events as they happen (the Dojo's own handlers hear
+        every run's): ``run_started``, ``trial_started``, the jobs' events (``progress``,
+        ``loss``, ...; with ``trial_id`` and ``stage``), ``trial_finished`` and
+        ``run_finished``. Each is a dict with a ``type`` and the ``run_id``.
+        """
         budget = budget or Budget()
         isolation = await self._check_isolation()
         prepared = await self._prepare(task, model)
@@ -1079,22 +1094,50 @@ class Dojo:
             violations,
             isolation,
         )
+        if on_event is not None:
+            self._run_handlers.setdefault(run_id, []).append(on_event)
         bound = structlog.contextvars.bound_contextvars(run_id=run_id)
-        with bound:
-            stop_reason = "agent finished"
-            try:
-                await agent.run(Session(run))
-            except BudgetExhausted as exc:
-                stop_reason = str(exc)
-            except Exception as exc:  # the agent's own bug must not lose finished trials
-                stop_reason = f"agent failed: {type(exc).__name__}: {exc}"
-                log.error("agent failed", error=repr(exc))
-                journal.append("agent_failed", error=repr(exc))
-            run.budgeter.stop()
-            return await self._finish(run, stop_reason, with_baseline=with_baseline)
+        try:
+            with bound:
+                return await self._drive(run, agent, with_baseline=with_baseline)
+        finally:
+            if on_event is not None:
+                handlers = self._run_handlers.get(run_id, [])
+                handlers.remove(on_event)
+                if not handlers:
+                    self._run_handlers.pop(run_id, None)
+
+    async def _drive(self, run: _Run, agent: Agent, *, with_baseline: bool) -> RunResult:
+        journal = run.journal
+        self._emit(
+            {
+                "type": "run_started",
+                "run_id": run.run_id,
+                "task": run.prepared.task.name,
+                "model": run.prepared.model_name,
+                "resumed_trials": len(run.trials),
+            }
+        )
+        stop_reason = "agent finished"
+        try:
+            await agent.run(Session(run))
+        except BudgetExhausted as exc:
+            stop_reason = str(exc)
+        except Exception as exc:  # the agent's own bug must not lose finished trials
+            stop_reason = f"agent failed: {type(exc).__name__}: {exc}"
+            log.error("agent failed", error=repr(exc))
+            journal.append("agent_failed", error=repr(exc))
+        run.budgeter.stop()
+        return await self._finish(run, stop_reason, with_baseline=with_baseline)
 
     async def resume(
-        self, run_dir: Path | str, agent: Agent, *, budget: Budget | None = None, with_baseline: bool = False
+        self,
+        run_dir: Path | str,
+        agent: Agent,
+        *,
+        budget: Budget | None = None,
+        with_baseline: bool = False,
+        on_event: EventHandler | None = None,
     ) -> RunResult:
         """Continue the run in ``run_dir`` (a run of this Dojo's ``runs_dir``) with ``agent``.
 
@@ -1127,6 +1170,7 @@ class Dojo:
             model=model,
             run_id=run_dir.name,
             with_baseline=with_baseline,
+            on_event=on_event,
         )
 
     def _resume(
@@ -1276,11 +1320,77 @@ class Dojo:
             example = None
         return f"{example.prompt}\n{example.response}" if example is not None else record_text(record)
 
+    @contextlib.asynccontextmanager
+    async def stream(self, task: str | TaskSpec, agent: Agent, **kwargs: Any) -> AsyncIterator[RunEvents]:
+        """Start :meth:`run` in the background and iterate over its events as they happen.
+
+        ::
+
+            async with dojo.stream("math", FTAgent(), budget=Budget(max_trials=2)) as events:
+                async for event in events:
+                    print(event["type"], event.get("trial_id"))
+            print(events.result.test_score)
+
+        Iteration ends after ``run_finished``; ``events.result`` then holds the
+        :class:`RunResult`. Leaving the block early does not cancel the run: it waits for
+        the run to finish (cancel the enclosing scope to stop it; finished trials are in
+        the journal either way). An error of the run is raised from the block. ``kwargs``
+        are :meth:`run`'s.
+        """
+        send, receive = anyio.create_memory_object_stream[dict[str, Any]](max_buffer_size=math.inf)
+        events = RunEvents(receive)
+
+        def forward(event: dict[str, Any]) -> None:
+            # A listener that stopped reading must not disturb the run.
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                send.send_nowait(event)
+
+        async def drive() -> None:
+            with send:
+                events.result = await self.run(task, agent, on_event=forward, **kwargs)
+
+        with receive:
+            async with anyio.create_task_group() as group:
+                group.start_soon(drive)
+                yield events
+
     def run_sync(self, task: str | TaskSpec, agent: Agent, **kwargs: Any) -> RunResult:
-        """:meth:`run` for scripts and notebooks without an event loop."""
+        """:meth:`run` for scripts and notebooks.
+
+        Where this thread already runs an event loop (Jupyter, IPython), the run gets an
+        event loop of its own in a worker thread, and this call blocks until it ends.
+        """
         import anyio
 
         async def main() -> RunResult:
             return await self.run(task, agent, **kwargs)
 
-        return anyio.run(main)
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop here: the usual case
+            return anyio.run(main)
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ftdojo-run") as pool:
+            return pool.submit(anyio.run, main).result()
+
+
+class RunEvents:
+    """The events of one run, as :meth:`Dojo.stream` yields them; ``result`` once it ends."""
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        #: The run's :class:`RunResult`, once the run has finished.
+        self.result: RunResult | None = None
+
+    def __aiter__(self) -> RunEvents:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        try:
+            event: dict[str, Any] = await self._receive.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+        return event
