@@ -38,5 +38,6 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     # The docs extra only: mkdocstrings reads src/ statically (mkdocs.yml: paths [src]),
     # so the site builds without torch and without installing ftdojo itself.
-    session.install("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
+    # ruff formats the signatures of the API reference.
+    session.install("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.6")
     session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
