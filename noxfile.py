@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, typecheck."""
+"""nox sessions: tests, lint, typecheck (the default ones), and docs."""
 
 from __future__ import annotations
 
@@ -30,3 +30,14 @@ def typecheck(session: nox.Session) -> None:
     session.install(TORCH)
     session.install("-e", ".[dev]")
     session.run("mypy")
+
+
+# Not among nox.options.sessions: a bare `nox` stays as fast as before; `nox -s docs`
+# (and CI, in .ci/run) builds the site.
+@nox.session
+def docs(session: nox.Session) -> None:
+    # The docs extra only: mkdocstrings reads src/ statically (mkdocs.yml: paths [src]),
+    # so the site builds without torch and without installing ftdojo itself.
+    # ruff formats the signatures of the API reference.
+    session.install("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.6")
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
