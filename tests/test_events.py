@@ -111,3 +111,14 @@ async def test_run_sync_works_inside_a_running_event_loop(ftdojo_home: Path, tmp
 def test_run_sync_works_without_an_event_loop(ftdojo_home: Path, tmp_path: Path) -> None:
     dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny")
     assert dojo.run_sync("math", Idle(), run_id="from-a-script").run_id == "from-a-script"
+
+
+async def test_a_handler_that_raises_does_not_fail_the_run(ftdojo_home: Path, tmp_path: Path) -> None:
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("listener bug")
+
+    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny", on_event=broken)
+    heard: list[dict[str, Any]] = []
+    result = await dojo.run("math", Idle(), run_id="listened", on_event=heard.append)
+    assert result.stop_reason == "agent finished"
+    assert [e["type"] for e in heard] == ["run_started", "run_finished"]

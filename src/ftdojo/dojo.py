@@ -534,7 +534,10 @@ class Dojo:
 
     def _emit(self, event: dict[str, Any]) -> None:
         for handler in (*self._handlers, *self._run_handlers.get(str(event.get("run_id")), ())):
-            handler(event)
+            try:
+                handler(event)
+            except Exception as exc:  # a listener's bug must not fail the trial it listens to
+                log.warning("event handler failed", handler=repr(handler)[:200], error=repr(exc)[:300])
 
     # -- preparation --------------------------------------------------------------
 
