@@ -241,6 +241,12 @@ def _detect(
     )
 
 
+def gpu_device_nodes() -> list[str]:
+    """The host's NVIDIA device nodes (``/dev/nvidiactl``, ``/dev/nvidia0``, ``/dev/nvidia-uvm``,
+    the ``/dev/nvidia-caps`` folder, ...); empty on a machine without an NVIDIA GPU."""
+    return sorted(str(path) for path in Path("/dev").glob("nvidia*"))
+
+
 def isolation_prefix(isolation: Isolation, view: FilesystemView | None, *, workdir: Path) -> list[str]:
     """The command prefix that starts a job under ``isolation`` with filesystem ``view``.
 
@@ -264,6 +270,13 @@ def isolation_prefix(isolation: Isolation, view: FilesystemView | None, *, workd
             command += ["--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         else:
             command += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        # ``--dev`` gives the job a fresh /dev with only null, zero, random, tty and the
+        # like: without the GPU's device nodes CUDA finds no device and training quietly
+        # falls back to the CPU. They are bound back (device access only: the files the
+        # job may read or write are still decided by the view).
+        for node in gpu_device_nodes():
+            command += ["--dev-bind", node, node]
+        if view is not None:
             # Later mounts cover earlier ones, and sources are resolved on the host: the
             # hidden folders first, then what is re-exposed inside them.
             for path in view.hidden:

@@ -51,10 +51,27 @@ def _set_limit(which: int, value: int) -> None:
     resource.setrlimit(which, (value, value))
 
 
+def _memory_rlimit() -> tuple[str, int]:
+    """The limit ``Limits.memory_bytes`` is put on: the address space, or where an NVIDIA
+    GPU is visible, the process's private writable memory.
+
+    The CUDA driver reserves address space with nothing behind it when it starts (about
+    14 GiB on an H100 80GB). Under the stages' 16 GiB RLIMIT_AS that does not fit: a job
+    forked from the fork server (which already holds about 6 GiB) saw
+    ``torch.cuda.is_available()`` False and trained on the CPU without a word; a bare
+    ``import torch`` saw True, then "CUDA error: out of memory" at its first allocation.
+    RLIMIT_DATA leaves such reservations out and still counts what a job's host-side
+    tensors and buffers fill.
+    """
+    if os.path.exists("/dev/nvidiactl"):
+        return "RLIMIT_DATA", resource.RLIMIT_DATA
+    return "RLIMIT_AS", resource.RLIMIT_AS
+
+
 def _apply_limits(limits: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     wanted: list[tuple[str, int, int | None]] = [
-        ("RLIMIT_AS", resource.RLIMIT_AS, limits.get("memory_bytes")),
+        (*_memory_rlimit(), limits.get("memory_bytes")),
         ("RLIMIT_FSIZE", resource.RLIMIT_FSIZE, limits.get("file_size_bytes")),
         ("RLIMIT_CORE", resource.RLIMIT_CORE, 0),
     ]
