@@ -122,6 +122,12 @@ def evaluate(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
         on_batch=lambda done, total: ctx.emit("progress", step="generate", done=done, total=total),
     )
     elapsed = time.perf_counter() - started
+    from ftdojo.jobs.train import device_report
+
+    # Inference runs in the weights' own dtype (fp32, as loaded): no autocast here.
+    precision = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    ctx.emit("device", **device_report(model, precision.get(dtype, dtype)))
     predictions = [task.extract_answer(o) for o in outputs]
     references = [item["reference"] for item in items]
     metric = load_metric(task.metric)

@@ -55,6 +55,27 @@ def resolve_bf16(precision: str, device: str) -> bool:
     return device == "cpu" and cpu_supports_bf16()
 
 
+def device_report(model: Any, precision: str) -> dict[str, Any]:
+    """Where ``model``'s weights are and how the job ran it, for the job's ``device`` event.
+
+    Read off the model after the work (not from :func:`pick_device`'s choice), so that a
+    job that silently ran on the CPU says so; on a GPU, its name and peak memory too.
+    """
+    import torch
+
+    parameter = next(model.parameters())
+    report: dict[str, Any] = {
+        "device": str(parameter.device),
+        "dtype": str(parameter.dtype).removeprefix("torch."),
+        "precision": precision,
+    }
+    if parameter.device.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(parameter.device)
+        report["bf16_supported"] = bool(torch.cuda.is_bf16_supported())
+        report["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated(parameter.device) / 2**20, 1)
+    return report
+
+
 class _Collator:
     """Dynamic padding to the longest sequence of the batch; counts trained tokens."""
 
@@ -209,6 +230,8 @@ def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     started = time.perf_counter()
     trainer.train()
     elapsed = time.perf_counter() - started
+    # bf16 is autocast: the weights (the report's dtype) stay fp32, the matrix products don't.
+    ctx.emit("device", **device_report(model, "bf16" if bf16 else "fp32"))
     tokens = int(trainer.state.num_input_tokens_seen)
     feedback = TrainingFeedback(
         steps=int(trainer.state.global_step),
