@@ -11,7 +11,6 @@ only what agents may read.
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import filelock
+import structlog
 
 from ftdojo.cards import CatalogEntry, DataCatalog, TokenStats
 from ftdojo.errors import DataError, FTDojoError, IntegrityError, ModelError, UnknownSourceError
@@ -30,7 +30,7 @@ from ftdojo.tasks.spec import RawSource, TaskSpec
 
 __all__ = ["RawDataRepository", "TokenCounter"]
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SAMPLES = 3
@@ -170,7 +170,7 @@ class RawDataRepository:
                 self._check_objects(catalog)
                 return catalog
             except (DataError, IntegrityError) as exc:
-                log.warning("rebuilding catalogue %s: %s", path, exc)
+                log.warning("rebuilding catalogue", path=str(path), error=str(exc))
         entries = tuple(self._add_source(source, tokenizer, spec) for source in spec.raw_sources())
         ids = [e.source_id for e in entries]
         if len(set(ids)) != len(ids):

@@ -31,7 +31,6 @@ import datetime as _dt
 import hashlib
 import io
 import json
-import logging
 import math
 import os
 import re
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
+import structlog
 
 from ftdojo.errors import DataError, TaskSpecError
 from ftdojo.scoring.chemistry import (
@@ -76,7 +76,7 @@ __all__ = [
     "split_benchmark",
 ]
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 #: Bumped whenever a change here changes the records or items a task builds (part of ``version()``).
 _HUB_TASK_VERSION = 1
@@ -470,9 +470,9 @@ class HubTask(TaskSpec):
             groups.append(group)
         if skipped:
             log.info(
-                "task %s: skipped %d benchmark rows (blank or repeated prompt, or no reference)",
-                self.name,
-                skipped,
+                "skipped benchmark rows (blank or repeated prompt, or no reference)",
+                task=self.name,
+                rows=skipped,
             )
         items = (
             _round_robin(groups) if self.BENCHMARK_ORDER == "round_robin" else [i for g in groups for i in g]
@@ -504,10 +504,10 @@ class HubTask(TaskSpec):
                         kept.append(row)
             if dropped:
                 log.info(
-                    "task %s: dropped %d %s records that repeat benchmark items",
-                    self.name,
-                    dropped,
-                    source.source_id,
+                    "dropped raw records that repeat benchmark items",
+                    task=self.name,
+                    records=dropped,
+                    source=source.source_id,
                 )
             if not kept:
                 raise DataError(f"task {self.name!r}: raw source {source.source_id!r} has no records")
