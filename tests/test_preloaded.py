@@ -167,3 +167,40 @@ async def test_a_lost_server_fails_the_job_and_the_next_job_gets_a_new_one(tmp_p
     assert again.ok
     assert again.launch == "fork"
     assert fork_server({}, modules=LIGHT) is not server
+
+
+@pytest.mark.parametrize("answer", [b'{"error": "cannot enter the job\'s sandbox: setns(ipc): EPERM"}\n', b""])
+async def test_a_job_the_server_cannot_fork_is_spawned_in_its_sandbox_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: bytes
+) -> None:
+    # As on a kernel that refuses an ordinary user's setns (seen on a Firecracker VM): the
+    # server answers with an error, or goes away, before it forks the job.
+    import socket
+    import threading
+
+    from ftdojo.sandbox import preloaded
+
+    def refusing_connect(self: Any) -> socket.socket:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+        def serve() -> None:
+            with theirs:
+                _, fds, _, _ = socket.recv_fds(theirs, 1 << 16, 8)
+                for fd in fds:
+                    os.close(fd)
+                if answer:
+                    theirs.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return ours
+
+    monkeypatch.setattr(preloaded.ForkServer, "connect", refusing_connect)
+    view = FilesystemView(writable=(str(tmp_path / "ws"),))
+    outcome = await SandboxRunner(preload=LIGHT).run(
+        _job("echo", {"x": 2}, view=view), workspace=tmp_path / "ws", limits=Limits()
+    )
+    assert outcome.ok, outcome.root_cause
+    assert outcome.result == {"x": 2}
+    assert outcome.launch == "spawn"
+    expected = "refused the job: cannot enter" if answer else "went away before it forked"
+    assert expected in outcome.launch_note

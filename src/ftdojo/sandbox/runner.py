@@ -81,7 +81,18 @@ _DISK_POLL_SECONDS = 1.0
 # memory limit is worth forking under (below it, the job is spawned instead).
 _FORK_MEMORY_ROOM = 512 * 2**20
 
-_ALLOWED_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+# The GPU a user chose reaches the job (CUDA_VISIBLE_DEVICES and friends).
+_ALLOWED_VARIABLES = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
+    "HIP_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+)
 _ALLOWED_PREFIXES = ("OPENBLAS_",)
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 _SECRET_PREFIXES = ("AWS_", "OPENAI_", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -308,6 +319,8 @@ class _RunState:
     #: The bytes found in the job's folders when it went over its disk quota.
     over_quota: int | None = None
     callback_error: BaseException | None = None
+    #: Set when a fork client had to spawn the worker after all (its ``launch`` event).
+    spawned_instead: str | None = None
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -524,10 +537,13 @@ class SandboxRunner:
         wrapped = isolation.backend == BUBBLEWRAP and bool(prefix)
         start = launcher(cgroup=cgroup, ignore_sigterm=wrapped)
         job_file = str(workspace / JOB_FILE)
+        spawned = [self._python, "-m", WORKER_MODULE, job_file]
         if server is not None and fd is not None:
-            # -I -S: no site-packages, no environment: the client needs the standard library only.
-            return [*start, *prefix, self._python, "-I", "-S", CLIENT_SCRIPT, str(fd), job_file], wrapped
-        return [*start, *prefix, self._python, "-m", WORKER_MODULE, job_file], wrapped
+            # -I -S: no site-packages, no environment: the client needs the standard library
+            # only. After "--", what it runs instead if the server cannot fork this job.
+            client = [self._python, "-I", "-S", CLIENT_SCRIPT, str(fd), job_file, "--", *spawned]
+            return [*start, *prefix, *client], wrapped
+        return [*start, *prefix, *spawned], wrapped
 
     async def _fork_server(self, env: dict[str, str], limits: Limits) -> tuple[ForkServer | None, str]:
         """The fork server to start this job from, or ``None`` and why it is spawned instead."""
@@ -651,6 +667,8 @@ class SandboxRunner:
             # bubblewrap exits 128+N when the job it runs was killed by signal N.
             returncode = -(returncode - 128)
         outcome = self._outcome(returncode, state, limits, time.monotonic() - started, workspace)
+        if server is not None and state.spawned_instead is not None:
+            server, launch_note = None, state.spawned_instead
         outcome = attrs.evolve(
             outcome, launch="fork" if server is not None else "spawn", launch_note=launch_note
         )
@@ -779,6 +797,11 @@ class SandboxRunner:
         if event["type"] in ("result", "error"):
             state.terminal = event
             state.events.append(event)
+        elif event["type"] == "launch" and event.get("launch") == "spawn" and not state.events:
+            # Only as the channel's first line: that is where the fork client writes it.
+            state.spawned_instead = (
+                str(event.get("note", ""))[:500] or "the fork server could not fork the job"
+            )
         elif event["type"] == "violation":
             if state.stop_on_violation and not state.stopped_for_violation:
                 # No reason to let a job that tried to cross the sandbox go on.
