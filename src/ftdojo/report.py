@@ -248,7 +248,7 @@ def _img(uri: str, alt: str) -> str:
 def _scores_chart(run: _RunRecords, final_id: str | None, test_score: float | None) -> str | None:
     if not run.trials:
         return None
-    fig = _figure(max(6.0, 0.5 * len(run.trials) + 3), 3.6)
+    fig = _figure(min(11.0, max(8.0, 0.5 * len(run.trials) + 5)), 3.6)
     ax = fig.add_subplot()
     xs = list(range(1, len(run.trials) + 1))
     ids = [str(t.get("trial_id")) for t in run.trials]
@@ -279,18 +279,21 @@ def _scores_chart(run: _RunRecords, final_id: str | None, test_score: float | No
             ax.axhline(
                 value, linestyle=style, color="gray", label=f"base model {key.split('_')[0]} {value:.3f}"
             )
-    labels = []
-    for trial_id in ids:
+    every = math.ceil(len(ids) / 12)  # at most 12 labels: more would overlap
+    ticks, labels = [], []
+    for x, trial_id in list(zip(xs, ids, strict=True))[::every]:
         elapsed = run.elapsed.get(trial_id)
+        ticks.append(x)
         labels.append(trial_id if elapsed is None else f"{trial_id}\n{elapsed / 60:.1f} min")
-    ax.set_xticks(xs, labels, fontsize=8)
+    ax.set_xticks(ticks, labels, fontsize=8)
     ax.set_xlim(0.5, len(xs) + 0.5)
     top = max([s for s in scores if s is not None] + [test_score or 0.0, 0.05])
     ax.set_ylim(-0.03, min(1.05, top * 1.2 + 0.02))
     ax.set_xlabel("trial (and the run's clock when it finished)")
     ax.set_ylabel("score")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    # Beside the axes: inside, it would hide the points of a run whose scores sit high.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
 
@@ -322,6 +325,9 @@ def _loss_chart(run: _RunRecords) -> str | None:
     finite = [loss for _, _, pairs in curves for _, loss in pairs if math.isfinite(loss)]
     if finite and min(finite) > 0 and max(finite) / min(finite) > 50:
         ax.set_yscale("log")  # a diverged trial would flatten every other curve
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("training loss")
     ax.grid(alpha=0.3)
@@ -658,7 +664,10 @@ def _diff_html(plan: Mapping[str, Any], by_id: Mapping[str, dict[str, Any]]) -> 
         ]
     except Exception:  # an unreadable plan: its sources are all there is to show
         pass
-    return f"<div class='diff'>first plan; differs from the defaults in:<ul>{''.join(lines)}</ul></div>"
+    return (
+        "<div class='diff'>first plan: its sources, and where it departs from the defaults:"
+        f"<ul>{''.join(lines)}</ul></div>"
+    )
 
 
 def _render_run(run_dir: Path, run: _RunRecords) -> str:
