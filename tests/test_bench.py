@@ -110,6 +110,8 @@ def test_the_table_gives_mean_and_std_marks_the_best_and_counts_wins(tmp_path: P
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["wins"] == {"base": 0, "ft-agent": 1, "naive": 1}
     assert len(saved["cells"]) == 2 + 8
+    # Its HTML report, with the same best test mean in bold.
+    assert "<b>0.600 ± 0.141</b>" in (tmp_path / "report.html").read_text()
 
 
 def test_a_second_run_over_the_same_folder_redoes_nothing(tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ def test_bench_runs_each_cell_once_and_prints_the_table(ftdojo_home: Path, tmp_p
     cells = (out / "cells.jsonl").read_text().splitlines()
     assert len(cells) == 1
     assert (out / "runs" / "bench-math-naive-s0" / "journal.jsonl").is_file()
+    # The benchmark's report links to the report the run wrote when it finished.
+    assert "href='runs/bench-math-naive-s0/report.html'" in (out / "report.html").read_text()
     journal = (out / "runs" / "bench-math-naive-s0" / "journal.jsonl").read_text()
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import structlog
 
 from ftdojo.errors import ConfigError, FTDojoError, JournalError
 
@@ -285,4 +286,10 @@ async def run_bench(
     bench = BenchResult(tasks=tasks, agents=names, cells=tuple(wanted))
     _write_atomic(out / "bench.md", bench.to_markdown())
     _write_atomic(out / "bench.json", json.dumps(bench.to_json(), indent=1, sort_keys=True) + "\n")
+    try:
+        from ftdojo.report import write_bench_report
+
+        write_bench_report(out)
+    except Exception as exc:  # the HTML page is a convenience: the table is already written
+        structlog.get_logger("ftdojo").warning("benchmark report not written", error=repr(exc))
     return bench

@@ -486,6 +486,25 @@ def bench_command(
     console.print(f"table: {out / 'bench.md'}  data: {out / 'bench.json'}")
 
 
+@app.command("report")
+def report_command(
+    path: Annotated[
+        Path,
+        typer.Argument(help="A run directory (holding journal.jsonl) or a benchmark folder (bench.json)."),
+    ],
+) -> None:
+    """Write the HTML report of a run or a benchmark again, and print its path."""
+    from ftdojo.errors import FTDojoError
+    from ftdojo.report import write_report
+
+    try:
+        written = write_report(path.expanduser())
+    except FTDojoError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(str(written))
+
+
 def _make_planner(name: str, seed: int, llm_rationales: int) -> Any:
     """The planner ``--planner NAME`` asks for; exits with a clear error for an unknown one."""
     from ftdojo.agent import LLMPlanner, RulePlanner, TPEPlanner

@@ -1271,6 +1271,12 @@ class Dojo:
         summary = run.run_dir / "result.json"
         summary.with_suffix(".tmp").write_text(to_json(result, indent=2))
         os.replace(summary.with_suffix(".tmp"), summary)
+        try:  # in a thread: drawing the charts takes a second or two
+            from ftdojo.report import write_run_report
+
+            await anyio.to_thread.run_sync(write_run_report, run.run_dir)
+        except Exception as exc:  # the report is a convenience: it must never cost the result
+            log.warning("run report not written", run_id=run.run_id, error=repr(exc))
         self._emit({"type": "run_finished", "run_id": run.run_id, "test_score": test_score})
         return result
 
