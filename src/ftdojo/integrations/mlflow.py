@@ -112,10 +112,10 @@ class _Batch:
             client.log_batch(run_id, tags=list(tags))
 
 
-def _experiment_id(client: Any, name: str) -> str:
+def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        return str(client.create_experiment(name))
+        return str(client.create_experiment(name, artifact_location=artifact_location))
     if getattr(experiment, "lifecycle_stage", "active") == "deleted":
         client.restore_experiment(experiment.experiment_id)
     return str(experiment.experiment_id)
@@ -253,6 +253,7 @@ def log_run_to_mlflow(
     experiment: str = "ftdojo",
     all_models: bool = False,
     replace: bool = True,
+    artifact_location: str | None = None,
 ) -> str:
     """Log the Dojo run in ``run_dir`` to MLflow and return the parent MLflow run's id.
 
@@ -266,6 +267,10 @@ def log_run_to_mlflow(
     anew, so that a resumed run logged once more shows up once, complete; with
     ``replace=False`` the earlier runs are left and a second parent is created.
 
+    ``artifact_location`` is where a *new* experiment keeps its artifacts; without it MLflow
+    picks its default, which for a ``sqlite:`` or ``file:`` store is a folder under the
+    current directory (``./mlruns``). An existing experiment keeps its own location.
+
     Raises :class:`ftdojo.ConfigError` when mlflow is not installed and
     :class:`ftdojo.JournalError` when ``run_dir`` is not a run directory.
     """
@@ -277,7 +282,7 @@ def log_run_to_mlflow(
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
     try:
         client: Any = MlflowClient(tracking_uri=uri)
-        experiment_id = _experiment_id(client, experiment)
+        experiment_id = _experiment_id(client, experiment, artifact_location)
         if replace:
             _delete_earlier(client, experiment_id, run.run_id)
         return _log(client, experiment_id, run, all_models=all_models)
