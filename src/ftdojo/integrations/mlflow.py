@@ -265,7 +265,9 @@ def log_run_to_mlflow(
     Logging the same Dojo run again deletes the MLflow runs an earlier call made for it
     (matched by the ``ftdojo.run_id`` tag, in the same experiment) before logging it
     anew, so that a resumed run logged once more shows up once, complete; with
-    ``replace=False`` the earlier runs are left and a second parent is created.
+    ``replace=False`` the earlier runs are left and a second parent is created (as they are
+    for a run id with characters other than letters, digits, ``_``, ``-`` and ``.``, which is
+    not put into an MLflow search filter).
 
     ``artifact_location`` is where a *new* experiment keeps its artifacts; without it MLflow
     picks its default, which for a ``sqlite:`` or ``file:`` store is a folder under the
