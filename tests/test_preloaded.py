@@ -169,7 +169,10 @@ async def test_a_lost_server_fails_the_job_and_the_next_job_gets_a_new_one(tmp_p
     assert fork_server({}, modules=LIGHT) is not server
 
 
-@pytest.mark.parametrize("answer", [b'{"error": "cannot enter the job\'s sandbox: setns(ipc): EPERM"}\n', b""])
+REFUSAL = b'{"error": "cannot enter the job\'s sandbox: setns(ipc): EPERM"}\n'
+
+
+@pytest.mark.parametrize("answer", [REFUSAL, b""])
 async def test_a_job_the_server_cannot_fork_is_spawned_in_its_sandbox_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: bytes
 ) -> None:

@@ -505,6 +505,73 @@ def report_command(
     typer.echo(str(written))
 
 
+@app.command("export")
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="The run's directory (holding journal.jsonl).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write (default: RUN_DIR/export or export-merged).")
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Merge a LoRA adapter into the base model: a standalone folder.")
+    ] = False,
+    trial: Annotated[
+        str | None, typer.Option("--trial", help="Export this trial instead of the run's final one.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Export the final trial's adapter (or, with --merge, a merged model) with a model card."""
+    from ftdojo.errors import FTDojoError
+    from ftdojo.export import export_run
+
+    try:
+        path = export_run(run_dir, out, merge=merge, trial_id=trial, home=home, overwrite=force)
+    except FTDojoError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"exported to {path} (model card: {path / 'README.md'})")
+
+
+@app.command("mlflow")
+def mlflow_command(
+    run_dir: Annotated[Path, typer.Argument(help="The run's directory (holding journal.jsonl).")],
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI, e.g. sqlite:///mlflow.db (default: $MLFLOW_TRACKING_URI).",
+        ),
+    ] = None,
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")] = "ftdojo",
+    all_models: Annotated[
+        bool, typer.Option("--all-models", help="Log every successful trial's model, not only the final one.")
+    ] = False,
+    artifact_location: Annotated[
+        str | None,
+        typer.Option(
+            "--artifact-location",
+            help="Where a new experiment stores artifacts (default: MLflow's, ./mlruns).",
+        ),
+    ] = None,
+) -> None:
+    """Log a run to MLflow: a parent run, and one nested run per trial (needs ftdojo[mlflow])."""
+    from ftdojo.errors import FTDojoError
+    from ftdojo.integrations.mlflow import log_run_to_mlflow
+
+    try:
+        run_id = log_run_to_mlflow(
+            run_dir,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            all_models=all_models,
+            artifact_location=artifact_location,
+        )
+    except FTDojoError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"logged {run_dir} to MLflow experiment {experiment!r}: parent run {run_id}")
+
+
 def _make_planner(name: str, seed: int, llm_rationales: int) -> Any:
     """The planner ``--planner NAME`` asks for; exits with a clear error for an unknown one."""
     from ftdojo.agent import LLMPlanner, RulePlanner, TPEPlanner
