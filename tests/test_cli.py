@@ -143,7 +143,8 @@ def test_a_bad_config_file_is_named_with_its_problem(tmp_path: Path) -> None:
     assert "missing.toml" in result.output
 
 
-def test_run_from_a_config_file(ftdojo_home: Path, tmp_path: Path) -> None:
+def test_run_from_a_config_file(ftdojo_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # MLflow puts a new experiment's artifacts in ./mlruns
     config = tmp_path / "run.toml"
     runs = tmp_path / "runs"
     config.write_text(
@@ -157,12 +158,23 @@ def test_run_from_a_config_file(ftdojo_home: Path, tmp_path: Path) -> None:
                 "baseline = false",
                 f'runs_dir = "{runs}"',
                 f'home = "{ftdojo_home}"',
+                f'mlflow = "sqlite:///{tmp_path / "mlflow.db"}"',
             ]
         )
     )
     result = runner.invoke(app, ["run", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "math · tiny" in result.output
+    assert "report: " in result.output
+    # --mlflow (here from the file) logged the run when it ended: a parent and its trial.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "ftdojo"]
+    logged = client.search_runs([experiment.experiment_id])
+    parents = [r for r in logged if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    assert len(logged) == 2
     (run_dir,) = runs.iterdir()
     started = (run_dir / "journal.jsonl").read_text().splitlines()[0]
     assert '"max_trials": 1' in started

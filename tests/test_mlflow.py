@@ -201,8 +201,10 @@ def test_artifacts_hold_the_final_adapter_and_the_journal(
     trial_json = Path(client.download_artifacts(children["t002"].info.run_id, "trial.json", str(tmp_path)))
     assert json.loads(trial_json.read_text())["feedback"]["execution"]["error_kind"] == "DATA"
     parent_files = {f.path for f in client.list_artifacts(parent_id)}
-    assert {"journal.jsonl", "result.json"} <= parent_files
-    assert "report.html" not in parent_files
+    # The Dojo wrote the run's report at its end; it goes with the journal.
+    assert {"journal.jsonl", "result.json", "report.html"} <= parent_files
+    report = Path(client.download_artifacts(parent_id, "report.html", str(tmp_path)))
+    assert report.read_bytes() == (run_dir / "report.html").read_bytes()
     journal = Path(client.download_artifacts(parent_id, "journal.jsonl", str(tmp_path)))
     assert journal.read_bytes() == (run_dir / "journal.jsonl").read_bytes()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +162,32 @@ async def test_a_smoke_run_trains_two_steps_of_one_micro_batch(ftdojo_home: Path
     (trial,) = result.trials
     assert trial.feedback.training is not None
     assert trial.feedback.training.tokens_trained > 4 * smoke.training.tokens_trained / 2
+
+
+async def test_the_smoke_run_trains_at_the_peak_rate_and_a_rate_far_too_high_is_rejected(
+    ftdojo_home: Path, tmp_path: Path
+) -> None:
+    from ftdojo.agent import FailFastValidator
+    from ftdojo.agent.protocols import Verdict
+
+    sane = _plan(train=TrainConfig(method="full", learning_rate=1e-3, batch_size=8, max_length=256))
+    wild = _plan(train=TrainConfig(method="full", learning_rate=3.0, batch_size=8, max_length=256))
+    verdicts: list[Verdict] = []
+
+    class Validating:
+        async def run(self, session: Any) -> None:
+            for plan in (sane, wild):
+                verdicts.append(await FailFastValidator(smoke="always").validate(plan, session))
+
+    dojo = Dojo(home=ftdojo_home, runs_dir=tmp_path, model="tiny", threads=2)
+    await dojo.run("math", Validating(), budget=Budget(max_trials=1, max_seconds=600))
+    kept, rejected = verdicts
+    assert kept.ok, kept.reasons
+    # No warm-up in a smoke run: its first step already trains at the plan's rate.
+    assert kept.smoke is not None
+    assert kept.smoke.training is not None
+    assert [p.learning_rate for p in kept.smoke.training.losses] == [1e-3, 1e-3]
+    assert not rejected.ok
+    assert any("learning_rate 3 is likely too high" in reason for reason in rejected.reasons), (
+        rejected.reasons
+    )

@@ -265,6 +265,15 @@ def run_command(
             help="Refuse to run without network namespace, filesystem view and pid namespace.",
         ),
     ] = False,
+    mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow",
+            envvar="FTDOJO_MLFLOW",
+            help="When the run ends, log it and each trial (nested) to this MLflow tracking URI, "
+            "e.g. sqlite:///mlflow.db (needs ftdojo[mlflow]).",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Run FT-Agent on TASK and print its trials and held-out score."""
@@ -343,6 +352,19 @@ def run_command(
             f"[red]violation[/red] in {violation.trial_id}: {violation.kind}: {violation.detail[:160]}"
         )
     console.print(f"run directory: {result.run_dir}")
+    report = Path(result.run_dir) / "report.html"
+    if report.is_file():
+        console.print(f"report: {report}")
+    if mlflow:
+        from ftdojo.integrations.mlflow import log_run_to_mlflow
+
+        try:
+            parent = log_run_to_mlflow(result.run_dir, tracking_uri=mlflow)
+        except FTDojoError as exc:
+            # The run is on disk whatever happens here; `ftdojo mlflow RUN_DIR` logs it later.
+            err_console.print(f"[red]error:[/red] not logged to MLflow: {exc}")
+            raise typer.Exit(2) from exc
+        console.print(f"MLflow: parent run {parent} in {mlflow}")
 
 
 @app.command("resume")

@@ -52,7 +52,7 @@ from ftdojo.models import (
     model_info,
     resolve_local_model,
 )
-from ftdojo.plans import Plan
+from ftdojo.plans import Plan, TrainConfig
 from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial, Violation
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
 from ftdojo.sandbox.isolation import FilesystemView, Isolation
@@ -83,10 +83,7 @@ class StageLimits:
     build: Limits = attrs.field(factory=lambda: Limits(wall_seconds=600, memory_bytes=8 * GiB))
     train: Limits = attrs.field(factory=lambda: Limits(wall_seconds=4 * 3600, memory_bytes=16 * GiB))
     evaluate: Limits = attrs.field(factory=lambda: Limits(wall_seconds=3600, memory_bytes=16 * GiB))
-    #: Records and optimiser steps of a smoke run. Two steps, each one micro-batch (no
-    #: gradient accumulation): the first reaches the plan's peak memory (its batch holds
-    #: the longest record, the optimiser state is allocated), the second gives the loss
-    #: a direction. More steps cost the trial's speed per step and tell little more.
+    #: Records and optimiser steps of a smoke run (see ``Dojo._smoke_config``).
     smoke_records: int = 100
     smoke_steps: int = 2
     eval_batch_size: int = 64
@@ -745,6 +742,21 @@ class Dojo:
 
     # -- trials -------------------------------------------------------------------
 
+    @staticmethod
+    def _smoke_config(train: TrainConfig) -> TrainConfig:
+        """The plan's training settings as a smoke run trains them.
+
+        Each of its steps is one micro-batch (no gradient accumulation: it multiplies the
+        cost, not the peak memory), and every step runs at the plan's peak learning rate
+        (no warm-up, no decay). Its first batch holds the longest record (the trainer's
+        length-grouped sampler puts it first), so the first step reaches the plan's peak
+        memory and allocates the optimiser state; the second step's loss, taken after
+        one update at the peak rate, tells the validator whether that rate is too high.
+        With the plan's warm-up the first step would train at a rate near zero and the
+        loss would say nothing.
+        """
+        return attrs.evolve(train, grad_accum=1, warmup_ratio=0.0, lr_scheduler="constant")
+
     async def _run_trial(self, run: _Run, plan: Plan, trial_id: str, *, smoke: bool) -> Feedback:
         prepared = run.prepared
         workspace = run.run_dir / "trials" / trial_id
@@ -848,7 +860,7 @@ class Dojo:
         train = await self._job(
             self.train_entry,
             {
-                "train": unstructure(attrs.evolve(plan.train, grad_accum=1) if smoke else plan.train),
+                "train": unstructure(self._smoke_config(plan.train) if smoke else plan.train),
                 "data_path": str(workspace / "data" / "train.jsonl"),
                 "output_dir": str(workspace),
                 "model_path": str(prepared.model_path),
