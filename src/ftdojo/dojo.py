@@ -54,6 +54,7 @@ from ftdojo.models import (
 )
 from ftdojo.plans import Plan, TrainConfig
 from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial, Violation
+from ftdojo.rundir import best_validated
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
 from ftdojo.sandbox.isolation import FilesystemView, Isolation
 from ftdojo.serialization import structure, to_json, unstructure
@@ -1218,10 +1219,8 @@ class Dojo:
         if run.final_choice is not None:
             final = next(t for t in run.trials if t.trial_id == run.final_choice)
         else:
-            scored = [t for t in run.trials if t.feedback.ok and t.score is not None]
-            if scored:
-                # Earliest best wins ties: a later equal score is not evidence of improvement.
-                final = max(scored, key=lambda t: (t.score, -run.trials.index(t)))
+            # Earliest best wins ties: a later equal score is not evidence of improvement.
+            final = best_validated(tuple(run.trials))
         test_score: float | None = None
         contamination: ContaminationAudit | None = None
         if final is not None:
