@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ftdojo import Budget
-from ftdojo.dojo import _Budgeter
+from ftdojo.budget import BudgetClock
 
 budgets = (
     st.tuples(
@@ -21,7 +21,7 @@ budgets = (
 def test_a_spent_axis_always_stops_the_run_and_nothing_left_is_negative(
     budget: Budget, trials: int, seconds: float, tokens: int
 ) -> None:
-    budgeter = _Budgeter(budget, seconds_before=seconds, trials=trials, tokens=tokens)
+    budgeter = BudgetClock(budget, seconds_before=seconds, trials=trials, tokens=tokens)
     budgeter.stop()  # freeze the clock so the check sees exactly `seconds`
     spent = (
         (budget.max_trials is not None and trials >= budget.max_trials)
@@ -30,14 +30,18 @@ def test_a_spent_axis_always_stops_the_run_and_nothing_left_is_negative(
     )
     assert (budgeter.exhausted() is not None) == spent
     left = budgeter.left()
-    assert left.trials >= -1
-    assert left.seconds >= -1
-    assert left.train_tokens >= -1
-    assert (left.trials == -1) == (budget.max_trials is None)
+    # "No limit" is None, never a number: an axis with a limit is never negative.
+    for value, limit in (
+        (left.trials, budget.max_trials),
+        (left.seconds, budget.max_seconds),
+        (left.train_tokens, budget.max_train_tokens),
+    ):
+        assert (value is None) == (limit is None)
+        assert value is None or value >= 0
 
 
 def test_the_clock_stops_when_the_agent_returns() -> None:
-    budgeter = _Budgeter(Budget(max_seconds=100.0), seconds_before=10.0)
+    budgeter = BudgetClock(Budget(max_seconds=100.0), seconds_before=10.0)
     budgeter.stop()
     first = budgeter.seconds
     assert budgeter.seconds == first

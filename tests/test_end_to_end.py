@@ -51,17 +51,17 @@ async def test_ftagent_beats_the_base_model_and_never_sees_the_test_split(
 
     # Walk every observation and feedback the agent received and search it.
     prepared = next(iter(dojo._prepared.values()))
-    test_items = [json.loads(line) for line in prepared.test_path.read_text().splitlines()]
+    test_path = dojo._evaluator._split_path(prepared.task, "test")
+    validation_path = dojo._evaluator._split_path(prepared.task, "validation")
+    test_items = [json.loads(line) for line in test_path.read_text().splitlines()]
     seen = "\n".join(_as_text(o) for o in agent.seen)
     assert seen, "the agent observed nothing?"
-    assert str(prepared.test_path) not in seen
-    assert str(prepared.test_path.parent) not in seen
+    assert str(test_path) not in seen
+    assert str(test_path.parent) not in seen
     leaked = [item["prompt"] for item in test_items if item["prompt"].split("\n")[0] in seen]
     assert leaked == []
     # Validation error samples do reach the agent (they are meant to).
-    validation_prompts = [
-        json.loads(line)["prompt"] for line in prepared.validation_path.read_text().splitlines()
-    ]
+    validation_prompts = [json.loads(line)["prompt"] for line in validation_path.read_text().splitlines()]
     assert any(p.split("\n")[0] in seen for p in validation_prompts)
 
     # The tree of trials is in the journal: each trial with its diagnosis.

@@ -75,13 +75,13 @@ async def test_a_model_lock_waits_for_its_holder_in_the_same_process(tmp_path: P
     # anyio reuses the worker thread that took the first lock for the second attempt;
     # filelock would call that a deadlock if the wait were unbounded (the CI failure
     # of the SmolLM2 conversion). The second holder must simply wait its turn.
-    from ftdojo.dojo import _file_lock
+    from ftdojo.models import file_lock
 
     order: list[str] = []
     first_inside = anyio.Event()
 
     async def first() -> None:
-        async with _file_lock(tmp_path / ".model.lock"):
+        async with file_lock(tmp_path / ".model.lock"):
             order.append("first in")
             first_inside.set()
             await anyio.sleep(1.2)
@@ -89,7 +89,7 @@ async def test_a_model_lock_waits_for_its_holder_in_the_same_process(tmp_path: P
 
     async def second() -> None:
         await first_inside.wait()
-        async with _file_lock(tmp_path / ".model.lock"):
+        async with file_lock(tmp_path / ".model.lock"):
             order.append("second in")
 
     with anyio.fail_after(20):
@@ -100,16 +100,16 @@ async def test_a_model_lock_waits_for_its_holder_in_the_same_process(tmp_path: P
 
 
 async def test_a_cancelled_waiter_leaves_the_lock_usable(tmp_path: Path) -> None:
-    from ftdojo.dojo import _file_lock
+    from ftdojo.models import file_lock
 
     path = tmp_path / ".model.lock"
-    async with _file_lock(path):
+    async with file_lock(path):
         with anyio.move_on_after(0.7) as scope:
-            async with _file_lock(path):
+            async with file_lock(path):
                 pytest.fail("a held lock was taken twice")
         assert scope.cancelled_caught
     with anyio.fail_after(5):
-        async with _file_lock(path):
+        async with file_lock(path):
             pass
 
 

@@ -19,7 +19,7 @@ from ftdojo._version import __version__
 if TYPE_CHECKING:
     from ftdojo.agent import FTAgent
     from ftdojo.cards import CatalogEntry, DataCatalog, TaskCard, TokenStats
-    from ftdojo.dojo import Agent, Dojo, RunEvents, Session, StageLimits
+    from ftdojo.dojo import Dojo, RunEvents
     from ftdojo.errors import (
         AgentError,
         BudgetExhausted,
@@ -52,9 +52,20 @@ if TYPE_CHECKING:
         TrainingFeedback,
     )
     from ftdojo.models import ModelInfo
+    from ftdojo.pipeline import StageLimits
     from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
-    from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial, Violation
+    from ftdojo.results import (
+        BaselineResult,
+        Budget,
+        BudgetLeft,
+        BudgetUsage,
+        Rejection,
+        RunResult,
+        Trial,
+        Violation,
+    )
     from ftdojo.sandbox.isolation import Isolation
+    from ftdojo.session import Agent, Session
     from ftdojo.tasks.spec import Task
     from ftdojo.untrusted import UntrustedAgent
 
@@ -62,11 +73,12 @@ if TYPE_CHECKING:
 # applies its memory limit, and a script that needs only the types should not pay
 # for the agent and the Dojo.
 _LAZY = {
-    "Agent": "ftdojo.dojo",
+    "Agent": "ftdojo.session",
     "AgentError": "ftdojo.errors",
     "BaselineResult": "ftdojo.results",
     "Budget": "ftdojo.results",
     "BudgetExhausted": "ftdojo.errors",
+    "BudgetLeft": "ftdojo.results",
     "BudgetUsage": "ftdojo.results",
     "CatalogEntry": "ftdojo.cards",
     "ConfigError": "ftdojo.errors",
@@ -99,10 +111,10 @@ _LAZY = {
     "UntrustedAgent": "ftdojo.untrusted",
     "SandboxError": "ftdojo.errors",
     "SandboxTimeout": "ftdojo.errors",
-    "Session": "ftdojo.dojo",
+    "Session": "ftdojo.session",
     "SourceSelection": "ftdojo.plans",
     "Stage": "ftdojo.feedback",
-    "StageLimits": "ftdojo.dojo",
+    "StageLimits": "ftdojo.pipeline",
     "StepCount": "ftdojo.feedback",
     "Task": "ftdojo.tasks.spec",
     "TaskCard": "ftdojo.cards",
@@ -138,6 +150,7 @@ __all__ = [
     "BaselineResult",
     "Budget",
     "BudgetExhausted",
+    "BudgetLeft",
     "BudgetUsage",
     "CatalogEntry",
     "ConfigError",

@@ -26,7 +26,16 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["ContaminationAudit", "audit_contamination", "ngrams", "record_text"]
+__all__ = [
+    "DEFAULT_N",
+    "DEFAULT_THRESHOLD",
+    "ContaminationAudit",
+    "audit_contamination",
+    "audit_not_possible",
+    "ngrams",
+    "read_training_rows",
+    "record_text",
+]
 
 _WORD = re.compile(r"\w+")
 #: The most bytes of training data read for the audit.
@@ -81,14 +90,35 @@ def _contains(haystack: set[tuple[str, ...]], joined: str, gram: tuple[str, ...]
     return f" {' '.join(gram)} " in joined
 
 
+#: The n-gram length and the flagging threshold of an audit (see :func:`audit_contamination`).
+DEFAULT_N = 13
+DEFAULT_THRESHOLD = 0.05
+
+
+def audit_not_possible(trial_id: str, test_items: int, problem: str) -> ContaminationAudit:
+    """The audit of a trial whose training data could not be read or tokenized: not flagged,
+    with the reason, so that the run still finishes with its test score."""
+    return ContaminationAudit(
+        trial_id=trial_id,
+        n=DEFAULT_N,
+        test_items=test_items,
+        overlapping_items=0,
+        rate=0.0,
+        raw_rate=None,
+        threshold=DEFAULT_THRESHOLD,
+        flagged=False,
+        problem=problem[:300],
+    )
+
+
 def audit_contamination(
     trial_id: str,
     train_texts: Iterable[str],
     test_items: Sequence[tuple[str, str]],
     *,
-    n: int = 13,
+    n: int = DEFAULT_N,
     item_share: float = 0.5,
-    threshold: float = 0.05,
+    threshold: float = DEFAULT_THRESHOLD,
     template_share: float = 0.02,
     raw_rate: float | None = None,
 ) -> ContaminationAudit:

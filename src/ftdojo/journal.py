@@ -8,6 +8,7 @@ error that names the line.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import time
@@ -15,9 +16,44 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ftdojo.errors import JournalError
+import attrs
 
-__all__ = ["Journal"]
+from ftdojo.contamination import ContaminationAudit
+from ftdojo.errors import JournalError
+from ftdojo.results import BaselineResult, Budget, Rejection, Trial, Violation
+from ftdojo.sandbox.isolation import Isolation
+from ftdojo.serialization import structure
+
+__all__ = ["Journal", "RecordKind", "RunRecord", "best_validated", "replay"]
+
+
+class RecordKind(str, enum.Enum):
+    """The kinds of record a run's journal holds, in the order a run writes them."""
+
+    #: The run began: its id, task reference, model, budget, isolation, agent.
+    RUN_STARTED = "run_started"
+    #: A killed or finished run goes on: trials so far, isolation now.
+    RUN_RESUMED = "run_resumed"
+    #: A smoke run of a plan and its feedback (no trial, no budget).
+    SMOKE = "smoke"
+    #: A plan the agent's validator rejected before it ran.
+    REJECTION = "rejection"
+    #: A full trial (plan and feedback), with the budget spent when it ended.
+    TRIAL = "trial"
+    #: What the agent journalled about a trial under a key.
+    ANNOTATION = "annotation"
+    #: An attempt to cross the sandbox.
+    VIOLATION = "violation"
+    #: The agent raised; the run finished with what it had.
+    AGENT_FAILED = "agent_failed"
+    #: The final trial's held-out test score.
+    TEST_SCORE = "test_score"
+    #: The final trial's training data audited against the test split.
+    CONTAMINATION = "contamination"
+    #: The untouched base model's scores.
+    BASELINE = "baseline"
+    #: The run's result.
+    RUN_FINISHED = "run_finished"
 
 
 class Journal:
@@ -48,10 +84,13 @@ class Journal:
             os.fsync(handle.fileno())
         self.torn_bytes_dropped = size - keep
 
-    def append(self, kind: str, **fields: Any) -> None:
+    def append(self, kind: RecordKind | str, **fields: Any) -> None:
+        """Append one record and fsync it. The Dojo writes :class:`RecordKind`\ s; the
+        journal itself is a plain log and takes any kind."""
         if not self._tail_checked:
             self._drop_torn_tail()
-        record = {"kind": kind, "time": time.time(), **fields}
+        name = kind.value if isinstance(kind, RecordKind) else str(kind)
+        record = {"kind": name, "time": time.time(), **fields}
         line = (json.dumps(record, sort_keys=True, allow_nan=True) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -77,3 +116,241 @@ class Journal:
             if not isinstance(record, dict) or "kind" not in record:
                 raise JournalError(f"{self.path}, line {number}: not a journal record")
             yield record
+
+
+def best_validated(trials: tuple[Trial, ...]) -> Trial | None:
+    """The Dojo's own choice when the agent names none: best score, earliest on ties
+    (a later equal score is not evidence of improvement)."""
+    scored = [t for t in trials if t.feedback.ok and t.score is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda t: (t.score, -trials.index(t)))
+
+
+@attrs.frozen(kw_only=True)
+class RunRecord:
+    """What a run directory's journal says about the run (see :func:`replay`)."""
+
+    run_dir: Path
+    run_id: str
+    #: The task reference of the ``run_started`` record: name, class and parameters.
+    task: dict[str, Any]
+    model: str
+    budget: Budget | None
+    #: What the sandbox enforced, as last recorded (a resumed run records it again).
+    isolation: Isolation | None
+    #: Which agent drove the run, as ``run_started`` (and every resume) recorded it:
+    #: ``{"agent": "package.module:Class", "planner": ...}``; ``None`` in older journals.
+    agent: dict[str, Any] | None
+    trials: tuple[Trial, ...]
+    #: The run reached ``run_finished`` after its last trial (not killed, or resumed to the end).
+    finished: bool
+    #: The trial the run chose as its final model; when the run did not finish, the best
+    #: validated trial (highest score, earliest on ties, as the Dojo would choose).
+    final_trial_id: str | None
+    stop_reason: str | None
+    #: Held-out test scores by trial id (only the final trial of a finished run has one).
+    test_scores: dict[str, float]
+    test_per_category: dict[str, dict[str, float]]
+    baseline: BaselineResult | None
+    contamination: ContaminationAudit | None
+    annotations: dict[str, dict[str, Any]]
+    rejections: tuple[Rejection, ...]
+    violations: tuple[Violation, ...]
+    started_at: float
+    ended_at: float
+    #: Budget used, from the last ``trial`` or ``run_finished`` record.
+    usage: dict[str, float]
+    #: The budget clock and the running token total when the last trial ended: what a
+    #: resumed run starts from.
+    seconds_spent: float = 0.0
+    tokens_spent: int = 0
+    #: Per trial id, the budget clock when the trial finished (seconds since the run began).
+    elapsed: dict[str, float] = attrs.field(factory=dict)
+    smokes: int = 0
+    resumes: int = 0
+    agent_failures: tuple[str, ...] = ()
+    #: What :func:`replay` skipped in tolerant mode: ``"line N: why"`` for each record.
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def task_name(self) -> str:
+        return str(self.task.get("name", "?"))
+
+    @property
+    def journal_path(self) -> Path:
+        return self.run_dir / "journal.jsonl"
+
+    @property
+    def final_reason(self) -> str:
+        """How :attr:`final_trial_id` was chosen, in words."""
+        if self.final_trial_id is None:
+            return "no trial succeeded"
+        if self.finished:
+            return "the final trial the run chose when it finished"
+        return (
+            "the best validated trial: the run did not finish (no run_finished record after its last trial)"
+        )
+
+    def trial(self, trial_id: str) -> Trial:
+        for trial in self.trials:
+            if trial.trial_id == trial_id:
+                return trial
+        known = ", ".join(t.trial_id for t in self.trials) or "none"
+        raise JournalError(f"{self.journal_path}: no trial {trial_id!r} (trials: {known})")
+
+
+def replay(path: Path | str, *, tolerant: bool = False) -> RunRecord:
+    """Fold a run's journal into a :class:`RunRecord`: the one reader of every journal.
+
+    Resume, :mod:`ftdojo.rundir` (export, MLflow) and the report all read a run through
+    it. A record that does not fit its kind raises :class:`JournalError` naming the line;
+    with ``tolerant=True`` it is skipped and listed in :attr:`RunRecord.skipped` (the
+    report renders what it can of an old or damaged journal). A torn last line is always
+    ignored (the process died writing it).
+    """
+    journal_path = Path(path)
+    run_dir = journal_path.parent
+    journal = Journal(journal_path)
+    started: dict[str, Any] | None = None
+    isolation: Any = None
+    agent: dict[str, Any] | None = None
+    trials: dict[str, Trial] = {}
+    finished_after_last_trial = False
+    finished: dict[str, Any] | None = None
+    test_scores: dict[str, float] = {}
+    test_per_category: dict[str, dict[str, float]] = {}
+    baseline: BaselineResult | None = None
+    contamination: ContaminationAudit | None = None
+    annotations: dict[str, dict[str, Any]] = {}
+    rejections: list[Rejection] = []
+    violations: list[Violation] = []
+    elapsed: dict[str, float] = {}
+    agent_failures: list[str] = []
+    skipped: list[str] = []
+    usage: dict[str, float] = {}
+    seconds_spent = 0.0
+    tokens_spent = 0
+    smokes = resumes = 0
+    first_time = last_time = 0.0
+    try:
+        records = list(journal.records())
+    except (OSError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
+        raise JournalError(f"{journal_path} cannot be read: {exc}") from exc
+    for number, record in enumerate(records, start=1):
+        try:
+            kind = RecordKind(record["kind"])
+        except ValueError:
+            # A kind this version does not know (a newer ftdojo wrote it): not ours to judge.
+            skipped.append(f"record {number}: unknown kind {record['kind']!r}")
+            continue
+        try:
+            at = float(record.get("time", 0.0))
+            first_time = first_time or at
+            last_time = max(last_time, at)
+            if kind is RecordKind.RUN_STARTED:
+                started = record
+                isolation = record.get("isolation")
+                agent = record.get("agent") if isinstance(record.get("agent"), dict) else None
+            elif kind is RecordKind.RUN_RESUMED:
+                resumes += 1
+                isolation = record.get("isolation", isolation)
+                if isinstance(record.get("agent"), dict):
+                    agent = record["agent"]
+            elif kind is RecordKind.TRIAL:
+                trial = structure(record["trial"], Trial)
+                trials[trial.trial_id] = trial
+                finished_after_last_trial = False
+                seconds_spent = float(record.get("seconds", seconds_spent))
+                tokens_spent = int(record.get("tokens_total", tokens_spent))
+                if "seconds" in record:
+                    elapsed[trial.trial_id] = seconds_spent
+                usage = {
+                    "trials": float(len(trials)),
+                    "seconds": float(record.get("seconds", 0.0)),
+                    "train_tokens": float(record.get("tokens_total", 0)),
+                }
+            elif kind is RecordKind.TEST_SCORE:
+                test_scores[str(record["trial_id"])] = float(record["score"])
+                test_per_category[str(record["trial_id"])] = {
+                    str(k): float(v) for k, v in (record.get("per_category") or {}).items()
+                }
+            elif kind is RecordKind.BASELINE:
+                baseline = structure(record["baseline"], BaselineResult)
+            elif kind is RecordKind.CONTAMINATION:
+                contamination = structure(record["audit"], ContaminationAudit)
+            elif kind is RecordKind.ANNOTATION:
+                annotations.setdefault(str(record["trial_id"]), {})[str(record["key"])] = record["value"]
+            elif kind is RecordKind.REJECTION:
+                rejections.append(structure(record["rejection"], Rejection))
+            elif kind is RecordKind.VIOLATION:
+                violations.append(structure(record["violation"], Violation))
+            elif kind is RecordKind.SMOKE:
+                smokes += 1
+            elif kind is RecordKind.AGENT_FAILED:
+                agent_failures.append(str(record.get("error", "")))
+            elif kind is RecordKind.RUN_FINISHED:
+                if not isinstance(record["result"], dict):
+                    raise TypeError("result is not an object")
+                finished = record["result"]
+                finished_after_last_trial = True
+        except (KeyError, TypeError, ValueError) as exc:
+            # PlanError (a ValueError) included: a record that no longer fits the types.
+            if not tolerant:
+                raise JournalError(f"{journal_path}: unreadable {kind.value} record: {exc}") from exc
+            skipped.append(f"record {number} ({kind.value}): {exc}"[:300])
+    if started is None:
+        raise JournalError(f"{journal_path} has no run_started record")
+    ordered = tuple(trials.values())
+    final_id: Any
+    if finished is not None and finished_after_last_trial:
+        final_id = finished.get("final_trial_id")
+        stop_reason: str | None = str(finished.get("stop_reason", ""))
+        used = finished.get("usage") or {}
+        usage = {
+            "trials": float(used.get("trials", len(ordered))),
+            "seconds": float(used.get("seconds", 0.0)),
+            "train_tokens": float(used.get("train_tokens", 0)),
+        }
+    else:
+        best = best_validated(ordered)
+        final_id = best.trial_id if best else None
+        stop_reason = None
+    try:
+        budget = structure(started["budget"], Budget) if started.get("budget") else None
+        isolation_value = structure(isolation, Isolation) if isolation else None
+        task = dict(started["task"])
+        model = str(started["model"])
+        run_id = str(started.get("run_id", run_dir.name))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise JournalError(f"{journal_path}: the run_started record is unreadable: {exc}") from exc
+    return RunRecord(
+        run_dir=run_dir,
+        run_id=run_id,
+        task=task,
+        model=model,
+        budget=budget,
+        isolation=isolation_value,
+        agent=agent,
+        trials=ordered,
+        finished=finished is not None and finished_after_last_trial,
+        final_trial_id=str(final_id) if final_id else None,
+        stop_reason=stop_reason,
+        test_scores=test_scores,
+        test_per_category=test_per_category,
+        baseline=baseline,
+        contamination=contamination,
+        annotations=annotations,
+        rejections=tuple(rejections),
+        violations=tuple(violations),
+        started_at=first_time,
+        ended_at=last_time,
+        usage=usage,
+        seconds_spent=seconds_spent,
+        tokens_spent=tokens_spent,
+        elapsed=elapsed,
+        smokes=smokes,
+        resumes=resumes,
+        agent_failures=tuple(agent_failures),
+        skipped=tuple(skipped),
+    )

@@ -17,15 +17,24 @@ module only reads small JSON files, so the Dojo's own process never imports torc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import struct
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+import structlog
 
 from ftdojo.errors import ModelError
+from ftdojo.feedback import Stage
+from ftdojo.serialization import unstructure
+
+if TYPE_CHECKING:
+    from ftdojo.evaluator import JobLauncher
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -33,11 +42,17 @@ __all__ = [
     "SMOLLM2_135M",
     "GgufSpec",
     "ModelInfo",
+    "ModelStore",
     "TinySpec",
     "default_home",
+    "download_model",
+    "file_lock",
     "model_info",
     "resolve_local_model",
 ]
+
+
+log = structlog.get_logger("ftdojo")
 
 
 def default_home() -> Path:
@@ -285,3 +300,133 @@ def fetch_gguf(spec: GgufSpec, home: Path) -> Path:
         os.fsync(out.fileno())
     os.replace(out.name, target)
     return target
+
+
+@contextlib.asynccontextmanager
+async def file_lock(path: Path) -> AsyncIterator[None]:
+    """Hold an exclusive lock file, waiting for it without blocking the event loop.
+
+    Each attempt runs in a worker thread with a finite timeout. filelock refuses an
+    unbounded acquire in a thread whose registry says another instance holds the
+    path, and anyio reuses worker threads, so two Dojos in one process would trip
+    that check; short attempts never do. The attempt is shielded so a cancellation
+    can never drop a lock that was just taken.
+    """
+    import anyio
+    import anyio.lowlevel
+    import anyio.to_thread
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path), thread_local=False)
+
+    def attempt() -> bool:
+        try:
+            lock.acquire(timeout=0.5)
+        except Timeout:
+            return False
+        return True
+
+    while True:
+        with anyio.CancelScope(shield=True):
+            taken = await anyio.to_thread.run_sync(attempt)
+        if taken:
+            break
+        await anyio.lowlevel.checkpoint()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class ModelStore:
+    """The local folders of models: embedded ones built on first use, others resolved.
+
+    Building runs in a sandboxed job started through ``launch`` (the Dojo's own launcher,
+    so it counts against its worker limit and its events reach the Dojo's listeners).
+    """
+
+    def __init__(self, home: Path, *, launch: JobLauncher, threads: int | None = None) -> None:
+        self.home = home
+        self._launch = launch
+        self._threads = threads
+        self._verified: set[str] = set()
+
+    async def ensure(self, name: str) -> Path:
+        """The local folder of model ``name``, building an embedded model on first use.
+
+        Safe when several processes ask at once: one builds, the others wait for it.
+        A built folder is checked against its CHECKSUM once per store; a corrupt one is
+        rebuilt (it is a cache, and its source is pinned).
+        """
+        import anyio.to_thread
+
+        local = resolve_local_model(name, self.home)
+        if local is None:
+            return download_model(name)
+        if name not in EMBEDDED_MODELS or name in self._verified:
+            return local
+        if await anyio.to_thread.run_sync(checksum_ok, local):
+            self._verified.add(name)
+            return local
+        local.parent.mkdir(parents=True, exist_ok=True)
+        # A second process (or a second Dojo in this one) waits for the first build
+        # instead of building twice, without blocking the event loop.
+        async with file_lock(local.parent / f".{local.name}.lock"):
+            if await anyio.to_thread.run_sync(checksum_ok, local):
+                self._verified.add(name)
+                return local
+            if local.exists():
+                log.warning("model folder fails its checksum; rebuilding", model=name, path=str(local))
+                shutil.rmtree(local)
+            await self._build_embedded(name, local)
+            if not await anyio.to_thread.run_sync(checksum_ok, local):
+                raise ModelError(f"model {name!r} was built at {local} but does not match its checksum")
+            self._verified.add(name)
+            return local
+
+    async def _build_embedded(self, name: str, local: Path) -> None:
+        import anyio.to_thread
+
+        from ftdojo.sandbox import Limits
+
+        spec = EMBEDDED_MODELS[name]
+        workspace = self.home / "tmp" / f"build-{name}-{os.getpid()}"
+        log.info("building embedded model", model=name, path=str(local))
+        if isinstance(spec, TinySpec):
+            entry, payload = (
+                "ftdojo.jobs.models:build_tiny",
+                {"spec": unstructure(spec), "target": str(local)},
+            )
+        else:
+            gguf = locate_gguf(spec, self.home) or await anyio.to_thread.run_sync(fetch_gguf, spec, self.home)
+            entry, payload = "ftdojo.jobs.models:convert_gguf", {"gguf": str(gguf), "target": str(local)}
+        outcome = await self._launch(
+            entry,
+            payload,
+            # Not a trial stage: the build stage's classification (a bad input is DATA) fits.
+            Stage.BUILD,
+            workspace,
+            Limits(wall_seconds=1800, memory_bytes=16 * 2**30, threads=self._threads),
+            {"model": name},
+        )
+        shutil.rmtree(workspace, ignore_errors=True)
+        if not outcome.ok:
+            raise ModelError(f"building model {name!r} failed ({outcome.error_kind}): {outcome.root_cause}")
+
+
+def download_model(name: str) -> Path:
+    """A Hugging Face id, resolved from the local Hugging Face cache or downloaded when the
+    user has a network. Weights must be safetensors."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(
+            snapshot_download(
+                name,
+                allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.jinja", "*.model", "*.txt"],
+            )
+        )
+    except Exception as exc:
+        raise ModelError(
+            f"cannot resolve model {name!r} (not a built-in name, local folder or reachable id): {exc}"
+        ) from exc

@@ -13,7 +13,16 @@ from ftdojo.feedback import Feedback
 from ftdojo.plans import Plan
 from ftdojo.sandbox.isolation import Isolation
 
-__all__ = ["BaselineResult", "Budget", "BudgetUsage", "Rejection", "RunResult", "Trial", "Violation"]
+__all__ = [
+    "BaselineResult",
+    "Budget",
+    "BudgetLeft",
+    "BudgetUsage",
+    "Rejection",
+    "RunResult",
+    "Trial",
+    "Violation",
+]
 
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -40,9 +49,23 @@ class Budget:
 
 @attrs.frozen(kw_only=True)
 class BudgetUsage:
+    """What a run has spent on each axis of its budget."""
+
     trials: int
     seconds: float
     train_tokens: int
+
+
+@attrs.frozen(kw_only=True)
+class BudgetLeft:
+    """What is left on each axis of a budget; ``None`` where the axis has no limit.
+
+    Never negative: an axis that is spent reads 0.
+    """
+
+    trials: int | None
+    seconds: float | None
+    train_tokens: int | None
 
 
 @attrs.frozen(kw_only=True)

@@ -172,8 +172,8 @@ def _parent(batch: _Batch, run: RunRecord) -> None:
     for key, value in run.usage.items():
         batch.metric(f"usage/{key}", value)
     batch.metric("trials/failed", sum(1 for t in run.trials if not t.feedback.ok))
-    batch.metric("trials/rejected", run.rejections)
-    batch.metric("trials/violations", run.violations)
+    batch.metric("trials/rejected", len(run.rejections))
+    batch.metric("trials/violations", len(run.violations))
 
 
 def _summary(run: RunRecord) -> str:

@@ -17,9 +17,10 @@ from typing import Any
 
 from ftdojo.errors import DataError
 from ftdojo.feedback import DataFeedback, StepCount
-from ftdojo.plans import DataRecipe
+from ftdojo.jobs.contracts import BuildJob, BuildResult
 from ftdojo.prompting import render_prompt, render_response, resolve_template
 from ftdojo.rawformat import iter_records
+from ftdojo.sandbox.protocol import WorkerContext
 from ftdojo.serialization import structure, unstructure
 from ftdojo.tasks.registry import task_from_reference
 
@@ -67,14 +68,15 @@ def _stratified_sample(rows: list[dict[str, Any]], k: int, rng: random.Random) -
     return picked
 
 
-def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    recipe = structure(payload["recipe"], DataRecipe)
-    task = task_from_reference(payload["task"])
-    sources: dict[str, str] = payload["sources"]
-    formats: dict[str, str] = payload.get("source_formats", {})
-    max_length = int(payload["max_length"])
-    limit_records: int | None = payload.get("limit_records")
-    out_dir = Path(payload["output_dir"])
+def build_data(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
+    job = structure(payload, BuildJob)
+    recipe = job.recipe
+    task = task_from_reference(job.task)
+    sources = job.sources
+    formats = job.source_formats
+    max_length = job.max_length
+    limit_records = job.limit_records
+    out_dir = Path(job.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(recipe.seed)
     steps: list[StepCount] = []
@@ -119,7 +121,7 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     # stopped before the job pays for the import.
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(payload["model_path"], trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(job.model_path, trust_remote_code=False)
     template, template_hash = resolve_template(tokenizer, recipe.template)
 
     # 3. verification by outcome.
@@ -218,4 +220,7 @@ def build_data(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
         template_hash=template_hash,
     )
     ctx.emit("progress", step="written", records=len(rows))
-    return {"data": unstructure(feedback), "template": template, "template_hash": template_hash}
+    answer: dict[str, Any] = unstructure(
+        BuildResult(data=feedback, template=template, template_hash=template_hash)
+    )
+    return answer

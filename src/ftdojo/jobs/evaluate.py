@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ftdojo.feedback import ErrorKind, ErrorSample, EvaluationFeedback
+from ftdojo.jobs.contracts import EvalJob, EvalResult
 from ftdojo.jobs.train import pick_device
 from ftdojo.prompting import render_prompt, resolve_template
 from ftdojo.sandbox import JobFailure
-from ftdojo.serialization import unstructure
+from ftdojo.sandbox.protocol import WorkerContext
+from ftdojo.serialization import structure, unstructure
 from ftdojo.tasks.registry import task_from_reference
 
 
@@ -88,22 +90,21 @@ def generate_batched(
     return outputs
 
 
-def evaluate(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
+def evaluate(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
     import torch
 
     from ftdojo.metrics import load_metric
 
-    if payload.get("threads"):
-        torch.set_num_threads(int(payload["threads"]))
-    task = task_from_reference(payload["task"])
-    items = [
-        json.loads(line) for line in Path(payload["items_path"]).read_text().splitlines() if line.strip()
-    ]
+    job = structure(payload, EvalJob)
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    task = task_from_reference(job.task)
+    items = [json.loads(line) for line in Path(job.items_path).read_text().splitlines() if line.strip()]
     device = pick_device()
-    model, tokenizer = load_for_inference(payload["model_path"], payload.get("trained_path"), device)
+    model, tokenizer = load_for_inference(job.model_path, job.trained_path, device)
 
-    template, template_hash = resolve_template(tokenizer, payload.get("template", "auto"))
-    expected_hash = payload.get("expected_template_hash")
+    template, template_hash = resolve_template(tokenizer, job.template)
+    expected_hash = job.expected_template_hash
     if expected_hash is not None and expected_hash != template_hash:
         raise JobFailure(
             ErrorKind.CONFIG,
@@ -115,8 +116,8 @@ def evaluate(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
         model,
         tokenizer,
         prompts,
-        batch_size=int(payload.get("batch_size", 32)),
-        max_new_tokens=int(payload.get("max_new_tokens", task.max_new_tokens)),
+        batch_size=job.batch_size,
+        max_new_tokens=job.max_new_tokens or task.max_new_tokens,
         stop_strings=task.stop_strings,
         device=device,
         on_batch=lambda done, total: ctx.emit("progress", step="generate", done=done, total=total),
@@ -145,7 +146,7 @@ def evaluate(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
         per_category[category] = float(sub[task.metric])
 
     errors: list[ErrorSample] = []
-    wanted = int(payload.get("error_samples", 10))
+    wanted = job.error_samples
     for i, item in enumerate(items):
         if len(errors) >= wanted:
             break
@@ -168,4 +169,7 @@ def evaluate(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
         errors=tuple(errors),
         samples_per_second=len(items) / elapsed if elapsed > 0 else 0.0,
     )
-    return {"evaluation": unstructure(feedback), "template": template, "template_hash": template_hash}
+    answer: dict[str, Any] = unstructure(
+        EvalResult(evaluation=feedback, template=template, template_hash=template_hash)
+    )
+    return answer

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ftdojo.feedback import ErrorKind, LossPoint, TrainingFeedback
-from ftdojo.plans import TrainConfig
+from ftdojo.jobs.contracts import TrainJob, TrainResult
 from ftdojo.sandbox import JobFailure
+from ftdojo.sandbox.protocol import WorkerContext
 from ftdojo.serialization import structure, unstructure
 
 
@@ -97,21 +98,20 @@ class _Collator:
         return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
 
 
-def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
+def train(payload: dict[str, Any], ctx: WorkerContext) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
-    config = structure(payload["train"], TrainConfig)
-    data_path = Path(payload["data_path"])
-    output_dir = Path(payload["output_dir"])
-    max_train_tokens: int | None = payload.get("max_train_tokens")
-    max_steps_cap: int | None = payload.get("max_steps")
-    # A soft deadline inside the stage's hard wall-clock limit: training stops there and
-    # the model is still saved, so a trial that would run out of time keeps what it learnt.
-    stop_after_seconds: float | None = payload.get("stop_after_seconds")
+    job = structure(payload, TrainJob)
+    config = job.train
+    data_path = Path(job.data_path)
+    output_dir = Path(job.output_dir)
+    max_train_tokens = job.max_train_tokens
+    max_steps_cap = job.max_steps
+    stop_after_seconds = job.stop_after_seconds
     job_started = time.monotonic()
-    if payload.get("threads"):
-        torch.set_num_threads(int(payload["threads"]))
+    if job.threads:
+        torch.set_num_threads(job.threads)
 
     rows = [json.loads(line) for line in data_path.read_text().splitlines() if line.strip()]
     if not rows:
@@ -122,9 +122,9 @@ def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     device = pick_device()
     bf16 = resolve_bf16(config.precision, device)
     loading = time.monotonic()
-    tokenizer = AutoTokenizer.from_pretrained(payload["model_path"], trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(job.model_path, trust_remote_code=False)
     model: Any = AutoModelForCausalLM.from_pretrained(
-        payload["model_path"], trust_remote_code=False, dtype=torch.float32, use_safetensors=True
+        job.model_path, trust_remote_code=False, dtype=torch.float32, use_safetensors=True
     )
     total_parameters = sum(p.numel() for p in model.parameters())
     if config.method == "lora":
@@ -252,9 +252,10 @@ def train(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
             ErrorKind.DIVERGED,
             f"loss became {bad.loss} at step {bad.step} (learning rate {bad.learning_rate})",
         )
-    if payload.get("save", True):
+    if job.save:
         model_dir = output_dir / "model"
         # safetensors only: a pickle in an artifact would be code, not data.
         model.save_pretrained(model_dir, safe_serialization=True)
         tokenizer.save_pretrained(model_dir)
-    return {"training": unstructure(feedback), "method": config.method}
+    answer: dict[str, Any] = unstructure(TrainResult(training=feedback, method=config.method))
+    return answer
