@@ -213,7 +213,17 @@ def _score(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.4f}"
 
 
-def _reproduce(run: RunRecord, trial_id: str) -> str:
+#: The planners ``ftdojo run --planner NAME`` selects, by the class the journal records.
+_CLI_PLANNERS = {
+    "ftdojo.agent.planner:RulePlanner": "rule",
+    "ftdojo.agent.search:TPEPlanner": "tpe",
+    "ftdojo.agent.llm:LLMPlanner": "llm",
+}
+_FT_AGENT = "ftdojo.agent.ftagent:FTAgent"
+
+
+def _reproduce(run: RunRecord, trial_id: str) -> tuple[str, str]:
+    """The command that reruns the run, and what it assumes, from the journal's agent record."""
     trial = run.trial(trial_id)
     command = ["ftdojo", "run", run.task_name, "--model", run.model]
     budget = run.budget
@@ -224,8 +234,33 @@ def _reproduce(run: RunRecord, trial_id: str) -> str:
             command += ["--time", f"{budget.max_seconds:g}"]
         if budget.max_train_tokens is not None:
             command += ["--tokens", str(budget.max_train_tokens)]
+    agent = run.agent or {}
+    agent_path, planner_path = agent.get("agent"), agent.get("planner")
+    if agent_path is None:
+        note = (
+            "The journal of this run does not record its agent (an older ftdojo wrote it): the "
+            "command assumes FT-Agent with its default planner; add `--planner tpe` or "
+            "`--planner llm` if the run used one."
+        )
+    elif agent_path != _FT_AGENT:
+        note = (
+            f"The run's agent was `{agent_path}`, which the command line cannot start: the command "
+            "runs FT-Agent on the same task and budget instead."
+        )
+    elif planner_path in _CLI_PLANNERS:
+        if _CLI_PLANNERS[planner_path] != "rule":
+            command += ["--planner", _CLI_PLANNERS[planner_path]]
+        note = (
+            f"The run's agent was FT-Agent with its `{_CLI_PLANNERS[planner_path]}` planner, "
+            "as the journal records."
+        )
+    else:
+        note = (
+            f"The run's agent was FT-Agent with planner `{planner_path}`, which the command line "
+            "cannot select: the command runs FT-Agent's default planner instead."
+        )
     command += ["--seed", str(trial.plan.train.seed)]
-    return " ".join(command)
+    return " ".join(command), note
 
 
 def model_card(
@@ -235,6 +270,7 @@ def model_card(
     trial = run.trial(trial_id)
     feedback = trial.feedback
     task_facts = _task_facts(run)
+    command, assumes = _reproduce(run, trial_id)
     hf_license = base.license.lower() if base.license != "unknown" else "unknown"
     front = ["---", f"license: {hf_license}"]
     if base.hub_id:
@@ -342,13 +378,11 @@ def model_card(
         "",
         "```bash",
         f"pip install 'ftdojo=={__version__}'",
-        _reproduce(run, trial_id),
+        command,
         "```",
         "",
-        "The command assumes FT-Agent with its default planner (the journal does not record the "
-        "agent; add `--planner tpe` or `--planner llm` if the run used one). Every trial's plan is "
-        f"in the run's journal (`{run.run_id}/journal.jsonl`, records of kind `trial`); this trial "
-        "alone reruns from its plan:",
+        f"{assumes} Every trial's plan is in the run's journal (`{run.run_id}/journal.jsonl`, "
+        "records of kind `trial`); this trial alone reruns from its plan:",
         "",
         "```python",
         "from ftdojo import Budget, Dojo, Plan",

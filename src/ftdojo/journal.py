@@ -85,7 +85,7 @@ class Journal:
         self.torn_bytes_dropped = size - keep
 
     def append(self, kind: RecordKind | str, **fields: Any) -> None:
-        """Append one record and fsync it. The Dojo writes :class:`RecordKind`\ s; the
+        r"""Append one record and fsync it. The Dojo writes :class:`RecordKind`\ s; the
         journal itself is a plain log and takes any kind."""
         if not self._tail_checked:
             self._drop_torn_tail()
