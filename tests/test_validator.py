@@ -12,7 +12,7 @@ import pytest
 
 from ftdojo import Budget, BudgetUsage, DataRecipe, Plan, SourceSelection, TrainConfig
 from ftdojo.agent import FailFastValidator
-from ftdojo.agent.planner import PARAMETER_TOKENS_PER_SECOND
+from ftdojo.agent.heuristics import PARAMETER_TOKENS_PER_SECOND
 from ftdojo.agent.validator import projected_seconds, projected_tokens, static_problems
 from test_planner import CATALOG, TINY  # tests/ is on sys.path (rootdir-less test files)
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import structlog
 
-from ftdojo.agent.planner import assess_sources, default_train_config, rationale_field
+from ftdojo.agent.heuristics import assess_sources, default_train_config, rationale_field
 from ftdojo.agent.protocols import Diagnosis, PlanningContext
 from ftdojo.errors import ConfigError, LLMError, PlanError
 from ftdojo.plans import DataRecipe, Plan, SourceSelection

@@ -25,11 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ftdojo.agent.planner import (
-    RulePlanner,
-    assess_sources,
-    default_train_config,
-)
+from ftdojo.agent.heuristics import assess_sources, default_train_config, fit_budget
 from ftdojo.agent.protocols import PlanningContext
 from ftdojo.errors import ConfigError
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
@@ -230,7 +226,6 @@ class RandomPlanner:
     def __init__(self, *, seed: int = 0, max_draws: int = 100) -> None:
         self.seed = seed
         self.max_draws = max_draws
-        self._fit = RulePlanner()
 
     def propose(self, context: PlanningContext) -> Plan | None:
         space = SearchSpace.for_context(context, seed=self.seed)
@@ -238,7 +233,7 @@ class RandomPlanner:
         rng = random.Random(f"{self.seed}:{len(context.memory.trials)}:{len(context.rejections)}")
         for _ in range(self.max_draws):
             params = space.sample(rng)
-            plan = self._fit.fit_budget(
+            plan = fit_budget(
                 space.plan(params, hypothesis=f"random search, seed {self.seed}: {_describe(params)}"),
                 context,
                 even=True,
@@ -261,7 +256,6 @@ class TPEPlanner:
         self.seed = seed
         self.max_draws = max_draws
         self.study_path = Path(study_path) if study_path is not None else None
-        self._fit = RulePlanner()
 
     def _study(self, space: SearchSpace, context: PlanningContext) -> optuna.Study:
         import optuna
@@ -302,7 +296,7 @@ class TPEPlanner:
         for _ in range(self.max_draws):
             asked = study.ask(distributions)
             params = dict(asked.params)
-            plan = self._fit.fit_budget(
+            plan = fit_budget(
                 space.plan(params, hypothesis=f"TPE search, seed {self.seed}: {_describe(params)}"),
                 context,
                 even=True,

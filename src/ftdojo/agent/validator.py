@@ -6,7 +6,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Literal
 
-from ftdojo.agent.planner import (
+from ftdojo.agent.heuristics import (
     PARAMETER_TOKENS_PER_SECOND,
     TEMPLATE_TOKENS,
     available_records,
@@ -69,7 +69,7 @@ def projected_seconds(plan: Plan, session: Session) -> float | None:
     """How long the full trial would take: its tokens over the throughput measured so far.
 
     Before any trial has measured it, a prior from the model size (see
-    :data:`ftdojo.agent.planner.PARAMETER_TOKENS_PER_SECOND`).
+    :data:`ftdojo.agent.heuristics.PARAMETER_TOKENS_PER_SECOND`).
     """
     tokens = projected_tokens(plan, session)
     measured = [
