@@ -34,7 +34,10 @@ from ftdojo.agent import (
     RuleAnalyzer,
     RulePlanner,
     TrialTree,
+    Verdict,
 )
+from ftdojo.agent.validator import rejection_findings
+from ftdojo.results import Rejection
 
 
 def _entry(source_id: str, fields: tuple[str, ...], note: str, mean: float = 40.0) -> CatalogEntry:
@@ -157,12 +160,20 @@ def test_divergence_lowers_the_learning_rate_and_plans_never_repeat() -> None:
         memory.mark_tried(plan)
 
 
+def _rejected(plan: Plan, reason: str) -> Verdict:
+    """A rejection of ``plan`` for ``reason``, its findings read back as a resumed run reads them."""
+    findings = rejection_findings(Rejection(plan=plan, reasons=(reason,), seconds=0.0))
+    return Verdict(ok=False, reasons=(reason,), findings=findings)
+
+
 def test_a_rejected_first_plan_is_varied_not_abandoned() -> None:
     memory = TrialTree()
     first = RulePlanner().propose(_context(memory))
     assert first is not None
     memory.mark_tried(first)
-    context = attrs.evolve(_context(memory), rejections=("smoke run failed in train (OOM)",))
+    context = attrs.evolve(
+        _context(memory), rejections=(_rejected(first, "smoke run failed in train (OOM)"),)
+    )
     second = RulePlanner().propose(context)
     assert second is not None
     assert second.fingerprint() != first.fingerprint()
@@ -354,7 +365,7 @@ def test_a_rejected_plan_is_changed_where_the_reasons_point(reason: str, changed
     first = RulePlanner().propose(_context(memory))
     assert first is not None
     memory.mark_tried(first)
-    second = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(reason,)))
+    second = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(_rejected(first, reason),)))
     assert second is not None
     assert changed(first, second), (first.train, second.train)
     # The same holds for a later plan: the rejection outranks the parent's diagnosis.
@@ -362,7 +373,7 @@ def test_a_rejected_plan_is_changed_where_the_reasons_point(reason: str, changed
     third = RulePlanner().propose(_context(memory))
     assert third is not None
     memory.mark_tried(third)
-    fourth = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(reason,)))
+    fourth = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(_rejected(third, reason),)))
     assert fourth is not None
     assert changed(first, fourth), (first.train, fourth.train)
 

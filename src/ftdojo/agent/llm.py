@@ -153,7 +153,9 @@ def build_prompt(context: PlanningContext, *, history_limit: int = 12) -> str:
         f"trained tokens {left.train_tokens} (-1 = no limit)",
     ]
     if context.rejections:
-        parts.append("# Plans rejected this iteration\n" + "\n".join(f"- {r}" for r in context.rejections))
+        parts.append(
+            "# Plans rejected this iteration\n" + "\n".join(f"- {r}" for r in context.rejection_reasons)
+        )
     parts.append(
         "# Answer\nOne JSON object in this schema (every field optional except data.sources; "
         "sources must be among the raw sources above; focus is data, training or both; "

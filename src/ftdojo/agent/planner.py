@@ -9,7 +9,6 @@ hypothesis and changes what the diagnosis points at — never a plan already tri
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -55,23 +54,14 @@ def _drop_source(plan: Plan, *, source_id: str) -> Plan:
     return _data(plan, sources=tuple(s for s in plan.data.sources if s.source != source_id))
 
 
-_REJECTION_FINDINGS = (
-    (re.compile(r"length_filter \d+->0|no training records", re.I), FindingKind.TRUNCATION),
-    (re.compile(r"\(OOM\)|projected peak memory", re.I), FindingKind.OUT_OF_MEMORY),
-    (re.compile(r"not finite|loss rose", re.I), FindingKind.DIVERGENCE),
-    (re.compile(r"are left in the budget", re.I), FindingKind.TIMEOUT),
-)
-
-
-def rejection_diagnosis(reasons: tuple[str, ...] | list[str]) -> Diagnosis:
-    """Findings read from the validator's reasons for rejecting a plan, so that the next plan
-    changes what made it fail (a smoke build that dropped every record as too long → a
+def _rejection_diagnosis(context: PlanningContext) -> Diagnosis:
+    """The validator's findings on the plans rejected in this iteration, one of each kind, so
+    that the next plan changes what made them fail (a smoke build that kept no records → a
     longer ``max_length``; a projected or real out-of-memory → a smaller batch; ...)."""
     findings: list[Finding] = []
-    for reason in reasons:
-        for pattern, kind in _REJECTION_FINDINGS:
-            if pattern.search(reason) and not any(f.kind == kind for f in findings):
-                findings.append(Finding(kind=kind, evidence=f"rejected: {reason[:200]}"))
+    for finding in (f for verdict in context.rejections for f in verdict.findings):
+        if not any(f.kind == finding.kind for f in findings):
+            findings.append(attrs.evolve(finding, evidence=f"rejected: {finding.evidence[:200]}"))
     return Diagnosis(trial_id="", findings=tuple(findings))
 
 
@@ -257,14 +247,14 @@ class RulePlanner:
             if not memory.tried(initial):
                 return initial
             # The validator rejected the first plan: change what its reasons point at.
-            rejected = rejection_diagnosis(context.rejections)
+            rejected = _rejection_diagnosis(context)
             for focus, hypothesis, change in self._mutations(initial, rejected, context, True):
                 try:
                     candidate = self.fit_budget(change(initial), context)
                 except ValueError:
                     continue
                 if not memory.tried(candidate):
-                    reasons = "; ".join(context.rejections)[:300]
+                    reasons = "; ".join(context.rejection_reasons)[:300]
                     return attrs.evolve(
                         candidate,
                         focus=focus,  # type: ignore[arg-type]
@@ -281,7 +271,7 @@ class RulePlanner:
         diagnosis = memory.diagnosis(base.trial_id) or Diagnosis(trial_id=base.trial_id)
         if context.rejections:
             # A plan of this iteration was rejected: what its reasons point at comes first.
-            rejected = rejection_diagnosis(context.rejections)
+            rejected = _rejection_diagnosis(context)
             diagnosis = attrs.evolve(diagnosis, findings=(*rejected.findings, *diagnosis.findings))
         avoid, avoided_because = _regressed_directions(base, memory)
         # The last trial exploits the best plan; but when nothing has been learnt there is no
@@ -384,10 +374,12 @@ class RulePlanner:
                     )
                 ),
             )
-        if diagnosis.has(FindingKind.TIMEOUT):
+        if diagnosis.has(FindingKind.TIMEOUT) or diagnosis.has(FindingKind.TOKEN_BUDGET):
             yield (
                 "training",
-                "The trial ran out of time: half the epochs should fit.",
+                "The trial ran out of time: half the epochs should fit."
+                if diagnosis.has(FindingKind.TIMEOUT)
+                else "The plan needs more tokens than the budget has left: half the epochs should fit.",
                 (lambda p: _train(p, epochs=max(0.5, p.train.epochs / 2))),
             )
         if diagnosis.has(FindingKind.DATA_FAILURE):

@@ -230,7 +230,8 @@ class RandomPlanner:
     def propose(self, context: PlanningContext) -> Plan | None:
         space = SearchSpace.for_context(context, seed=self.seed)
         # One stream per iteration, so a resumed run draws what the uninterrupted one would.
-        rng = random.Random(f"{self.seed}:{len(context.memory.trials)}:{len(context.rejections)}")
+        # Counted in reasons, not verdicts: a seed keeps the draws its journalled runs made.
+        rng = random.Random(f"{self.seed}:{len(context.memory.trials)}:{len(context.rejection_reasons)}")
         for _ in range(self.max_draws):
             params = space.sample(rng)
             plan = fit_budget(
@@ -262,7 +263,7 @@ class TPEPlanner:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.TPESampler(
-            seed=self.seed + len(context.memory.trials) + len(context.rejections)
+            seed=self.seed + len(context.memory.trials) + len(context.rejection_reasons)
         )
         storage: optuna.storages.BaseStorage | None = None
         if self.study_path is not None:
