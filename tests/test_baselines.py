@@ -9,7 +9,7 @@ import attrs
 
 from ftdojo import BudgetExhausted, DataRecipe, Plan, SourceSelection, TrainConfig
 from ftdojo.agent import NaiveAgent, naive_plan
-from ftdojo.agent.planner import default_train_config
+from ftdojo.agent.heuristics import default_train_config
 from test_planner import BIG, CATALOG, TINY
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ftdojo import BudgetUsage, LLMError, Plan
-from ftdojo.agent import LLMConfig, LLMPlanner, PlanningContext, RuleAnalyzer, TrialTree
+from ftdojo.agent import LLMConfig, LLMPlanner, PlanningContext, RuleAnalyzer, TrialTree, Verdict
 from ftdojo.errors import ConfigError
 from ftdojo.feedback import EvaluationFeedback, ExecutionFeedback, Feedback
 from ftdojo.results import Trial
@@ -19,7 +19,7 @@ from ftdojo.testing import ChatCompletionsServer, ChatReply
 from test_planner import CARD, CATALOG, TINY  # tests/ is on sys.path (rootdir-less test files)
 
 
-def _context(memory: TrialTree | None = None, rejections: tuple[str, ...] = ()) -> PlanningContext:
+def _context(memory: TrialTree | None = None, rejections: tuple[Verdict, ...] = ()) -> PlanningContext:
     return PlanningContext(
         card=CARD,
         catalog=CATALOG,

@@ -26,7 +26,18 @@ from ftdojo import (
     TrainingFeedback,
     Trial,
 )
-from ftdojo.agent import FindingKind, PlanningContext, RuleAnalyzer, RulePlanner, TrialTree
+from ftdojo.agent import (
+    Diagnosis,
+    FindingKind,
+    Memory,
+    PlanningContext,
+    RuleAnalyzer,
+    RulePlanner,
+    TrialTree,
+    Verdict,
+)
+from ftdojo.agent.validator import rejection_findings
+from ftdojo.results import Rejection
 
 
 def _entry(source_id: str, fields: tuple[str, ...], note: str, mean: float = 40.0) -> CatalogEntry:
@@ -149,12 +160,20 @@ def test_divergence_lowers_the_learning_rate_and_plans_never_repeat() -> None:
         memory.mark_tried(plan)
 
 
+def _rejected(plan: Plan, reason: str) -> Verdict:
+    """A rejection of ``plan`` for ``reason``, its findings read back as a resumed run reads them."""
+    findings = rejection_findings(Rejection(plan=plan, reasons=(reason,), seconds=0.0))
+    return Verdict(ok=False, reasons=(reason,), findings=findings)
+
+
 def test_a_rejected_first_plan_is_varied_not_abandoned() -> None:
     memory = TrialTree()
     first = RulePlanner().propose(_context(memory))
     assert first is not None
     memory.mark_tried(first)
-    context = attrs.evolve(_context(memory), rejections=("smoke run failed in train (OOM)",))
+    context = attrs.evolve(
+        _context(memory), rejections=(_rejected(first, "smoke run failed in train (OOM)"),)
+    )
     second = RulePlanner().propose(context)
     assert second is not None
     assert second.fingerprint() != first.fingerprint()
@@ -346,7 +365,7 @@ def test_a_rejected_plan_is_changed_where_the_reasons_point(reason: str, changed
     first = RulePlanner().propose(_context(memory))
     assert first is not None
     memory.mark_tried(first)
-    second = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(reason,)))
+    second = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(_rejected(first, reason),)))
     assert second is not None
     assert changed(first, second), (first.train, second.train)
     # The same holds for a later plan: the rejection outranks the parent's diagnosis.
@@ -354,13 +373,13 @@ def test_a_rejected_plan_is_changed_where_the_reasons_point(reason: str, changed
     third = RulePlanner().propose(_context(memory))
     assert third is not None
     memory.mark_tried(third)
-    fourth = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(reason,)))
+    fourth = RulePlanner().propose(attrs.evolve(_context(memory), rejections=(_rejected(third, reason),)))
     assert fourth is not None
     assert changed(first, fourth), (first.train, fourth.train)
 
 
 def test_a_source_labelled_only_with_other_categories_is_off_domain() -> None:
-    from ftdojo.agent.planner import assess_sources
+    from ftdojo.agent.heuristics import assess_sources
 
     docket = attrs.evolve(
         _entry(
@@ -432,7 +451,7 @@ def test_underfitting_within_a_capped_budget_takes_more_steps_not_a_token_more()
     ],
 )
 def test_noise_in_a_note_is_read_with_its_negation(note: str, noisy: bool) -> None:
-    from ftdojo.agent.planner import assess_sources
+    from ftdojo.agent.heuristics import assess_sources
 
     catalog = DataCatalog(task="math", tokenizer="tiny", entries=(_entry("s", ("answer", "question"), note),))
     assert assess_sources(catalog)[0].noisy is noisy
@@ -469,3 +488,54 @@ def test_no_trial_on_a_scrap_of_the_budget() -> None:
     # 20K tokens left against the best trial's 200K: a trial that cannot compete is not run.
     assert RulePlanner().propose(_context(memory, tokens=20_000, trials=1)) is None
     assert RulePlanner().propose(_context(memory, tokens=60_000, trials=1)) is not None
+
+
+class _ProtocolOnlyMemory:
+    """A memory written against the ``Memory`` protocol alone, with no ``TrialTree`` beneath."""
+
+    def __init__(self) -> None:
+        self._trials: dict[str, Trial] = {}
+        self._diagnoses: dict[str, Diagnosis] = {}
+        self._tried: set[object] = set()
+
+    def record(self, trial: Trial, diagnosis: Diagnosis) -> None:
+        self._trials[trial.trial_id] = trial
+        self._diagnoses[trial.trial_id] = diagnosis
+        self._tried.add(trial.plan.fingerprint())
+
+    def mark_tried(self, plan: Plan) -> None:
+        self._tried.add(plan.fingerprint())
+
+    def tried(self, plan: Plan) -> bool:
+        return plan.fingerprint() in self._tried
+
+    def best(self) -> Trial | None:
+        scored = [t for t in self._trials.values() if t.score is not None]
+        return max(scored, key=lambda t: t.score or 0.0) if scored else None
+
+    def diagnosis(self, trial_id: str) -> Diagnosis | None:
+        return self._diagnoses.get(trial_id)
+
+    def children(self, trial_id: str | None) -> tuple[Trial, ...]:
+        return tuple(t for t in self._trials.values() if t.plan.parent == trial_id)
+
+    def get(self, trial_id: str) -> Trial | None:
+        return self._trials.get(trial_id)
+
+    @property
+    def trials(self) -> tuple[Trial, ...]:
+        return tuple(self._trials.values())
+
+
+def test_a_memory_that_satisfies_only_the_protocol_drives_the_momentum_step() -> None:
+    memory = _ProtocolOnlyMemory()
+    assert isinstance(memory, Memory)
+    faster = attrs.evolve(BASE_PLAN, train=attrs.evolve(BASE_PLAN.train, learning_rate=2e-3))
+    first, second = _scored("t001", BASE_PLAN, 0.20), _scored("t002", faster, 0.30, parent="t001")
+    memory.record(first, RuleAnalyzer().analyze(first, None))
+    memory.record(second, RuleAnalyzer().analyze(second, first))
+    plan = RulePlanner().propose(attrs.evolve(_context(TrialTree()), memory=memory))
+    assert plan is not None
+    assert plan.parent == "t002"
+    assert plan.train.learning_rate == pytest.approx(4e-3)
+    assert "lifted t001 0.20 to t002 0.30" in plan.hypothesis

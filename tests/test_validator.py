@@ -11,9 +11,11 @@ import attrs
 import pytest
 
 from ftdojo import Budget, BudgetUsage, DataRecipe, Plan, SourceSelection, TrainConfig
-from ftdojo.agent import FailFastValidator
-from ftdojo.agent.planner import PARAMETER_TOKENS_PER_SECOND
-from ftdojo.agent.validator import projected_seconds, projected_tokens, static_problems
+from ftdojo.agent import FailFastValidator, FindingKind
+from ftdojo.agent.heuristics import PARAMETER_TOKENS_PER_SECOND
+from ftdojo.agent.validator import projected_seconds, projected_tokens, rejection_findings, static_problems
+from ftdojo.feedback import ErrorKind, ExecutionFeedback, Feedback, Stage
+from ftdojo.results import Rejection
 from test_planner import CATALOG, TINY  # tests/ is on sys.path (rootdir-less test files)
 
 
@@ -227,3 +229,94 @@ def test_a_plan_projected_past_the_time_left_is_rejected() -> None:
     problems = static_problems(_plan(epochs=40.0), session)
     assert any("only 300 s are left" in p for p in problems), problems
     assert not any("s are left" in p for p in static_problems(_plan(epochs=2.0), session))
+
+
+@attrs.define
+class _FailingSmokeSession(_Session):
+    """A session whose smoke run fails in ``stage`` with ``kind``."""
+
+    stage: Stage = Stage.BUILD
+    kind: ErrorKind = ErrorKind.DATA
+
+    async def smoke(self, plan: Plan) -> Feedback:
+        return Feedback(
+            trial_id="smoke001",
+            execution=ExecutionFeedback(
+                ok=False, failed_stage=self.stage, error_kind=self.kind, root_cause="DataError: no records"
+            ),
+        )
+
+
+_NO_LIMIT = BudgetUsage(trials=3, seconds=-1.0, train_tokens=-1)
+_TRANSFORM = "def transform(record):\n    return record\n"
+
+
+@pytest.mark.parametrize(
+    ("session", "plan", "kinds"),
+    [
+        (
+            _Session(budget_left=BudgetUsage(trials=3, seconds=600.0, train_tokens=1000)),
+            _plan(epochs=4.0),
+            [FindingKind.TOKEN_BUDGET],
+        ),
+        (
+            _Session(budget_left=BudgetUsage(trials=3, seconds=300.0, train_tokens=-1)),
+            _plan(epochs=40.0),
+            [FindingKind.TIMEOUT],
+        ),
+        (
+            _Session(model=SMOLLM2, memory_limit_bytes=16 * 2**30, budget_left=_NO_LIMIT),
+            _lora(512, 512),
+            [FindingKind.OUT_OF_MEMORY],
+        ),
+        (_Session(), _plan("nowhere", max_length=4096), [FindingKind.CONFIG_FAILURE] * 2),
+        (
+            _Session(),
+            attrs.evolve(
+                _plan(), data=DataRecipe(sources=(SourceSelection(source="worked"),), template="chat")
+            ),
+            [FindingKind.CONFIG_FAILURE],
+        ),
+        (_Session(), _lora(8, 128, lora_rank=1024), [FindingKind.CONFIG_FAILURE]),
+        (
+            _Session(),
+            attrs.evolve(
+                _plan(), data=DataRecipe(sources=(SourceSelection(source="worked"),), transform_code="def (")
+            ),
+            [FindingKind.DATA_FAILURE],
+        ),
+        # A build without a transform fails on its data only by keeping no records.
+        (_FailingSmokeSession(), _plan(), [FindingKind.DATA_FAILURE, FindingKind.TRUNCATION]),
+        (
+            _FailingSmokeSession(),
+            attrs.evolve(
+                _plan(),
+                data=DataRecipe(sources=(SourceSelection(source="worked"),), transform_code=_TRANSFORM),
+            ),
+            [FindingKind.DATA_FAILURE],
+        ),
+        (_FailingSmokeSession(stage=Stage.TRAIN, kind=ErrorKind.OOM), _plan(), [FindingKind.OUT_OF_MEMORY]),
+        (_FailingSmokeSession(stage=Stage.TRAIN, kind=ErrorKind.DIVERGED), _plan(), [FindingKind.DIVERGENCE]),
+        (_SmokingSession(losses=(4.0, 9.0, 14.0, 30.0)), _plan(), [FindingKind.DIVERGENCE]),
+        (_SmokingSession(losses=(4.0, float("nan"))), _plan(), [FindingKind.DIVERGENCE]),
+    ],
+)
+def test_a_rejection_carries_typed_findings_that_survive_the_journal(
+    session: _Session, plan: Plan, kinds: list[FindingKind]
+) -> None:
+    verdict = anyio.run(FailFastValidator(smoke="always").validate, plan, session)
+    assert not verdict.ok
+    assert [f.kind for f in verdict.findings] == kinds
+    # Every finding's evidence is a reason a person reads.
+    assert {f.evidence for f in verdict.findings} == set(verdict.reasons)
+    assert all(f.action for f in verdict.findings)
+    # A resumed run has only the reasons (Rejection); the findings read back are the same.
+    journalled = Rejection(plan=plan, reasons=verdict.reasons, seconds=verdict.seconds)
+    assert rejection_findings(journalled) == verdict.findings
+
+
+def test_reasons_another_validator_wrote_read_back_as_no_findings() -> None:
+    rejection = Rejection(
+        plan=_plan(), reasons=("too many epochs", "smoke run failed in orbit (GRAVITY): x"), seconds=0.0
+    )
+    assert rejection_findings(rejection) == ()

@@ -41,16 +41,11 @@ BASE = "base"
 
 
 def builtin_agents() -> dict[str, AgentFactory]:
-    """The agents ``ftdojo bench`` knows by name: FT-Agent, the baselines, the other planners."""
-    from ftdojo.agent import FTAgent, LLMPlanner, NaiveAgent, RandomSearchAgent, TPEPlanner
+    """The agents ``ftdojo bench`` knows by name: FT-Agent, the baselines, the other planners
+    (see :mod:`ftdojo.agent.registry`)."""
+    from ftdojo.agent.registry import agent_factories
 
-    return {
-        "ft-agent": lambda seed: FTAgent(seed=seed),
-        "naive": lambda seed: NaiveAgent(seed=seed),
-        "random": lambda seed: RandomSearchAgent(seed=seed),
-        "tpe": lambda seed: FTAgent(planner=TPEPlanner(seed=seed)),
-        "llm": lambda seed: FTAgent(planner=LLMPlanner(), seed=seed),
-    }
+    return agent_factories()
 
 
 @attrs.frozen(kw_only=True)

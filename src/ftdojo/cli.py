@@ -245,7 +245,8 @@ def run_command(
         typer.Option(
             "--planner",
             envvar="FTDOJO_PLANNER",
-            help="rule (no LLM), tpe (Optuna search) or llm (an OpenAI endpoint from FTDOJO_LLM_*).",
+            help="rule (no LLM), tpe (Optuna search), llm (an OpenAI endpoint from FTDOJO_LLM_*) "
+            "or a planner from the ftdojo.planners entry points.",
         ),
     ] = "rule",
     seed: Annotated[
@@ -596,19 +597,11 @@ def mlflow_command(
 
 def _make_planner(name: str, seed: int, llm_rationales: int) -> Any:
     """The planner ``--planner NAME`` asks for; exits with a clear error for an unknown one."""
-    from ftdojo.agent import LLMPlanner, RulePlanner, TPEPlanner
+    from ftdojo.agent.registry import PlannerOptions, make_planner
     from ftdojo.errors import FTDojoError
 
-    planners: dict[str, Any] = {
-        "rule": lambda: RulePlanner(seed=seed),
-        "tpe": lambda: TPEPlanner(seed=seed),
-        "llm": lambda: LLMPlanner(synthesize_rationales=llm_rationales),
-    }
-    if name not in planners:
-        err_console.print(f"[red]error:[/red] unknown planner {name!r}; choose from {sorted(planners)}")
-        raise typer.Exit(2)
     try:
-        return planners[name]()
+        return make_planner(name, PlannerOptions(seed=seed, synthesize_rationales=llm_rationales))
     except FTDojoError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

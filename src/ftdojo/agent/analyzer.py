@@ -10,9 +10,10 @@ from ftdojo.agent.protocols import Diagnosis, Finding, FindingKind
 from ftdojo.feedback import ErrorKind, Feedback
 from ftdojo.results import Trial
 
-__all__ = ["ACTIONS", "RuleAnalyzer"]
+__all__ = ["ACTIONS", "FAILURE_FINDINGS", "RuleAnalyzer"]
 
-_FAILURE_FINDINGS = {
+#: The finding each kind of failed execution stands for.
+FAILURE_FINDINGS: dict[ErrorKind, FindingKind] = {
     ErrorKind.DIVERGED: FindingKind.DIVERGENCE,
     ErrorKind.OOM: FindingKind.OUT_OF_MEMORY,
     ErrorKind.TIMEOUT: FindingKind.TIMEOUT,
@@ -29,6 +30,8 @@ ACTIONS: dict[FindingKind, str] = {
     FindingKind.DIVERGENCE: "lower train.learning_rate (a quarter) and clip gradients (train.max_grad_norm)",
     FindingKind.OUT_OF_MEMORY: "halve train.batch_size, double train.grad_accum; or shorten train.max_length",
     FindingKind.TIMEOUT: "fewer train.epochs or fewer records (data.max_records)",
+    FindingKind.TOKEN_BUDGET: "fewer train.epochs or fewer records (data.max_records), to fit the "
+    "trained tokens left in the budget",
     FindingKind.DATA_FAILURE: "fix or drop data.transform_code, or drop the source the error names",
     FindingKind.CONFIG_FAILURE: "fix the plan field the error names",
     FindingKind.ENV_FAILURE: "retry; if it repeats, simplify the plan (no transform, full precision)",
@@ -86,7 +89,7 @@ class RuleAnalyzer:
         cause = fb.execution.root_cause.strip() or "no root cause captured"
         return [
             Finding(
-                kind=_FAILURE_FINDINGS[fb.execution.error_kind],
+                kind=FAILURE_FINDINGS[fb.execution.error_kind],
                 evidence=f"{fb.execution.error_kind.value} in stage {stage}: {cause[:300]}",
             )
         ]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ftdojo.agent.ftagent import FTAgent
-from ftdojo.agent.planner import assess_sources, default_train_config
+from ftdojo.agent.heuristics import assess_sources, default_train_config
 from ftdojo.agent.search import RandomPlanner
 from ftdojo.errors import BudgetExhausted
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig

@@ -86,7 +86,7 @@ class FTAgent:
                 # Planning (and smoke-testing) a plan that cannot run wastes the run's time.
                 log.info("budget spent", trials_left=left.trials, tokens_left=left.train_tokens)
                 return
-            rejections: list[str] = []
+            rejections: list[Verdict] = []
             plan = None
             for _ in range(self.max_repairs + 1):
                 context = PlanningContext(
@@ -122,7 +122,7 @@ class FTAgent:
                         None if verdict.projected_seconds is None else round(verdict.projected_seconds)
                     ),
                 )
-                rejections.extend(verdict.reasons)
+                rejections.append(verdict)
                 self.memory.mark_tried(candidate)
             if plan is None:
                 log.info("planner has nothing left to try", rejections=len(rejections))

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import structlog
 
-from ftdojo.agent.planner import assess_sources, default_train_config, rationale_field
+from ftdojo.agent.heuristics import assess_sources, default_train_config, rationale_field
 from ftdojo.agent.protocols import Diagnosis, PlanningContext
 from ftdojo.errors import ConfigError, LLMError, PlanError
 from ftdojo.plans import DataRecipe, Plan, SourceSelection
@@ -153,7 +153,9 @@ def build_prompt(context: PlanningContext, *, history_limit: int = 12) -> str:
         f"trained tokens {left.train_tokens} (-1 = no limit)",
     ]
     if context.rejections:
-        parts.append("# Plans rejected this iteration\n" + "\n".join(f"- {r}" for r in context.rejections))
+        parts.append(
+            "# Plans rejected this iteration\n" + "\n".join(f"- {r}" for r in context.rejection_reasons)
+        )
     parts.append(
         "# Answer\nOne JSON object in this schema (every field optional except data.sources; "
         "sources must be among the raw sources above; focus is data, training or both; "

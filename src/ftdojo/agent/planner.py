@@ -9,157 +9,29 @@ hypothesis and changes what the diagnosis points at — never a plan already tri
 from __future__ import annotations
 
 import functools
-import math
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ftdojo.agent.protocols import Diagnosis, Finding, FindingKind, PlanningContext
-from ftdojo.cards import CatalogEntry, DataCatalog
-from ftdojo.errors import FTDojoError
+from ftdojo.agent.heuristics import (
+    FULL_FINETUNE_MAX_PARAMETERS,
+    MAX_EPOCHS,
+    SourceAssessment,
+    assess_sources,
+    available_records,
+    default_train_config,
+    fit_budget,
+    nothing_learnt,
+)
+from ftdojo.agent.protocols import Diagnosis, Finding, FindingKind, Memory, PlanningContext
 from ftdojo.models import ModelInfo
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
 
 if TYPE_CHECKING:
     from ftdojo.results import Trial
 
-__all__ = [
-    "RulePlanner",
-    "SourceAssessment",
-    "assess_sources",
-    "available_records",
-    "default_train_config",
-    "example_length",
-    "plan_directions",
-    "rationale_field",
-    "rejection_diagnosis",
-]
-
-_RATIONALE_FIELDS = ("solution", "rationale", "reasoning", "explanation", "steps", "cot", "thought")
-_OFF_DOMAIN = re.compile(r"off[- ]domain|unrelated|general[- ]knowledge|not (?:about|related)", re.I)
-_NOISY = re.compile(r"\bwrong\b|unreliable|noisy|incorrect|\berrors?\b|mistakes?\b", re.I)
-# "Spot checks found no errors" is praise, not a warning.
-_NEGATED = re.compile(r"\b(?:no|not|without|never|free of|zero)\b[\w\s-]{0,12}$", re.I)
-
-
-def _mentions_noise(note: str) -> bool:
-    """Whether a note warns of wrong answers (a negated mention, "no errors", does not count)."""
-    return any(not _NEGATED.search(note[: m.start()]) for m in _NOISY.finditer(note))
-
-
-#: Prior for training throughput (parameters x tokens per second), measured on 2 CPU cores.
-PARAMETER_TOKENS_PER_SECOND = 1.5e10
-
-#: Models below this many parameters are fine-tuned in full; above it, with LoRA.
-FULL_FINETUNE_MAX_PARAMETERS = 50_000_000
-
-
-@attrs.frozen(kw_only=True)
-class SourceAssessment:
-    source_id: str
-    has_rationale: bool
-    noisy: bool
-    off_domain: bool
-    records: int
-    #: p99 length in tokens of a record as a training example.
-    length_p99: float
-    #: The category labels its records carry (only judged when the task has categories).
-    categories: frozenset[str] = frozenset()
-    #: The task has categories but this source's records carry none: it cannot help a
-    #: weak category, and is added after the sources that can.
-    uncategorised: bool = False
-
-
-def assess_sources(
-    catalog: DataCatalog,
-    *,
-    categories: tuple[str, ...] = (),
-    read_source: Callable[[str], Iterable[dict[str, Any]]] | None = None,
-) -> tuple[SourceAssessment, ...]:
-    """Judge each raw source from its catalogue entry before deciding how to use it.
-
-    With the task's ``categories`` (from the card), a source whose records are labelled
-    only with other categories is judged off-domain, whatever its note says: a docket of
-    "litigation" records in a patent task with the same columns as the patent sources is
-    not patent data. The labels come from every record where ``read_source`` is given,
-    else from the catalogue's samples.
-    """
-    return tuple(_assess(e, categories, read_source) for e in catalog.entries)
-
-
-def _category_values(
-    entry: CatalogEntry, read_source: Callable[[str], Iterable[dict[str, Any]]] | None
-) -> frozenset[str]:
-    records: Iterable[dict[str, Any]] = entry.samples
-    if read_source is not None:
-        try:
-            records = list(read_source(entry.source_id))
-        except FTDojoError:  # unreadable here: the build will say so; judge by the samples
-            records = entry.samples
-    return frozenset(str(r["category"]) for r in records if r.get("category") not in (None, ""))
-
-
-def available_records(plan: Plan, catalog: DataCatalog) -> int:
-    """Records the plan's known sources hold, each capped at its selection's ``max_records``."""
-    return sum(
-        s.max_records or catalog[s.source].records
-        for s in plan.data.sources
-        if s.source in catalog.source_ids
-    )
-
-
-#: Tokens the prompt template (plain or chat) adds around an example, and the end marker.
-TEMPLATE_TOKENS = 48
-
-
-def example_length(entry: CatalogEntry) -> tuple[float, float]:
-    """``(mean, p99)`` tokens of one of the source's records as a training example.
-
-    Measured on the task's rendered examples where the catalogue has them; else the sum
-    of the raw fields' lengths, which understates what a task's instructions add.
-    """
-    if entry.example_tokens is not None and entry.example_tokens.max > 0:
-        return entry.example_tokens.mean, entry.example_tokens.p99
-    stats = entry.token_stats.values()
-    return sum(s.mean for s in stats), sum(s.p99 for s in stats)
-
-
-def rationale_field(entry: CatalogEntry) -> str | None:
-    """The field of a source that holds worked reasoning (``solution``, ``rationale``, ...), if any."""
-    return next((f for f in entry.fields if f.lower() in _RATIONALE_FIELDS), None)
-
-
-def _assess(
-    entry: CatalogEntry,
-    categories: tuple[str, ...],
-    read_source: Callable[[str], Iterable[dict[str, Any]]] | None,
-) -> SourceAssessment:
-    field = rationale_field(entry)
-    has_rationale = False
-    if field is not None:
-        # The catalogue's factual line says how many records fill the field.
-        match = re.search(rf"([\d.]+)% '{re.escape(field)}'", entry.note)
-        has_rationale = match is None or float(match.group(1)) >= 50.0
-    practitioner_note = entry.note.split("\n")[0]
-    off_domain = bool(_OFF_DOMAIN.search(practitioner_note))
-    labels: frozenset[str] = frozenset()
-    if categories and "category" in entry.fields:
-        labels = _category_values(entry, read_source)
-        # Labelled, but with none of the task's categories: another kind of data.
-        off_domain = off_domain or bool(labels and labels.isdisjoint(categories))
-    return SourceAssessment(
-        source_id=entry.source_id,
-        has_rationale=has_rationale,
-        noisy=_mentions_noise(practitioner_note),
-        off_domain=off_domain,
-        categories=labels,
-        uncategorised=bool(categories) and "category" not in entry.fields,
-        records=entry.records,
-        length_p99=example_length(entry)[1],
-    )
-
+__all__ = ["RulePlanner", "plan_directions"]
 
 Mutation = tuple[str, str, Callable[[Plan], Plan]]  # (focus, hypothesis, change)
 
@@ -182,39 +54,15 @@ def _drop_source(plan: Plan, *, source_id: str) -> Plan:
     return _data(plan, sources=tuple(s for s in plan.data.sources if s.source != source_id))
 
 
-_REJECTION_FINDINGS = (
-    (re.compile(r"length_filter \d+->0|no training records", re.I), FindingKind.TRUNCATION),
-    (re.compile(r"\(OOM\)|projected peak memory", re.I), FindingKind.OUT_OF_MEMORY),
-    (re.compile(r"not finite|loss rose", re.I), FindingKind.DIVERGENCE),
-    (re.compile(r"are left in the budget", re.I), FindingKind.TIMEOUT),
-)
-
-
-def rejection_diagnosis(reasons: tuple[str, ...] | list[str]) -> Diagnosis:
-    """Findings read from the validator's reasons for rejecting a plan, so that the next plan
-    changes what made it fail (a smoke build that dropped every record as too long → a
+def _rejection_diagnosis(context: PlanningContext) -> Diagnosis:
+    """The validator's findings on the plans rejected in this iteration, one of each kind, so
+    that the next plan changes what made them fail (a smoke build that kept no records → a
     longer ``max_length``; a projected or real out-of-memory → a smaller batch; ...)."""
     findings: list[Finding] = []
-    for reason in reasons:
-        for pattern, kind in _REJECTION_FINDINGS:
-            if pattern.search(reason) and not any(f.kind == kind for f in findings):
-                findings.append(Finding(kind=kind, evidence=f"rejected: {reason[:200]}"))
+    for finding in (f for verdict in context.rejections for f in verdict.findings):
+        if not any(f.kind == finding.kind for f in findings):
+            findings.append(attrs.evolve(finding, evidence=f"rejected: {finding.evidence[:200]}"))
     return Diagnosis(trial_id="", findings=tuple(findings))
-
-
-#: Below this share of outputs in the required format, a trial has not learnt the task's format.
-LEARNT_FORMAT = 0.5
-
-
-def _nothing_learnt(memory: Any) -> bool:
-    """Trials ran and were evaluated, and none learnt the answer format.
-
-    Under a small budget that means each trial's share was too small for the model to
-    learn anything; splitting what is left again would only repeat that, so the next
-    trial gets all of it.
-    """
-    evaluated = [t.feedback.evaluation for t in memory.trials if t.feedback.evaluation is not None]
-    return bool(evaluated) and all(e.format_compliance < LEARNT_FORMAT for e in evaluated)
 
 
 #: A trial on less than this share of the best trial's tokens cannot be expected to beat it.
@@ -266,7 +114,7 @@ def _primary_directions(parent: Plan, child: Plan) -> frozenset[str]:
     return frozenset(rest) if rest else found
 
 
-def _regressed_directions(base: Trial, memory: Any) -> tuple[frozenset[str], str]:
+def _regressed_directions(base: Trial, memory: Memory) -> tuple[frozenset[str], str]:
     """Directions in which a sibling (another child of ``base``) scored below ``base`` or failed."""
     avoid: set[str] = set()
     reasons: list[str] = []
@@ -300,7 +148,7 @@ _REPEATABLE: dict[str, tuple[str, Callable[[Plan], Plan]]] = {
 }
 
 
-def _momentum(base: Trial, memory: Any) -> Iterator[Mutation]:
+def _momentum(base: Trial, memory: Memory) -> Iterator[Mutation]:
     """One more step in the direction that made ``base`` better than its own parent."""
     grandparent = memory.get(base.plan.parent) if base.plan.parent else None
     if grandparent is None or grandparent.score is None or base.score is None:
@@ -323,39 +171,6 @@ def _small(model: ModelInfo) -> bool:
     return bool(model.parameters) and model.parameters < FULL_FINETUNE_MAX_PARAMETERS
 
 
-def default_train_config(model: ModelInfo, longest_tokens: float) -> TrainConfig:
-    """The training configuration a first trial gets for ``model``: full FT if small, else LoRA.
-
-    ``longest_tokens`` is the longest record (p99, in the model's tokens) the plan trains
-    on; ``max_length`` leaves room for the prompt template around it, within the context.
-    """
-    # Room for the prompt template and end marker around the raw text.
-    needed = int(math.ceil((longest_tokens + TEMPLATE_TOKENS) / 64.0) * 64)
-    max_length = max(64, min(model.context_length, needed))
-    if model.parameters and model.parameters < FULL_FINETUNE_MAX_PARAMETERS:
-        # A small model learns fastest with full fine-tuning; measured on the tiny
-        # model, 1e-3 with warm-up was steady where a constant 3e-3 diverged, and
-        # batch 8 (more steps for the same tokens) beat batch 16.
-        return TrainConfig(
-            method="full",
-            learning_rate=1e-3,
-            epochs=3.0,
-            batch_size=8,
-            max_length=max_length,
-            warmup_ratio=0.05,
-            lr_scheduler="cosine",
-        )
-    return TrainConfig(
-        method="lora",
-        lora_rank=16,
-        lora_alpha=32,
-        learning_rate=2e-4,
-        epochs=2.0,
-        batch_size=8,
-        max_length=max_length,
-    )
-
-
 class RulePlanner:
     """The default planner: rules of thumb from the FT-Dojo paper, no LLM.
 
@@ -364,7 +179,7 @@ class RulePlanner:
     on off-domain data, drop over-long records rather than truncating them.
     """
 
-    def __init__(self, *, max_records: int = 2000, max_epochs: float = 12.0, seed: int = 0) -> None:
+    def __init__(self, *, max_records: int = 2000, max_epochs: float = MAX_EPOCHS, seed: int = 0) -> None:
         self.max_records = max_records
         self.max_epochs = max_epochs
         #: The data sampling and training seed of the first plan; later plans inherit it.
@@ -420,95 +235,8 @@ class RulePlanner:
         return default_train_config(model, longest_tokens)
 
     def fit_budget(self, plan: Plan, context: PlanningContext, *, even: bool = False) -> Plan:
-        """Cap the epochs so that this trial takes at most its share of what is left.
-
-        The share is of the tokens and the seconds (through the measured throughput,
-        or a prior from the model size before any trial) left: with n trials left, 1/(n+1)
-        for each trial but the last, which gets all that remains (so twice the others'):
-        a first trial that eats the whole budget leaves nothing to iterate with. When the
-        trials so far were evaluated and none learnt the answer format, the next trial
-        gets all that is left. ``even=True`` is the plain rule for search baselines: 1/n
-        of what is left for each of the n trials left.
-        """
-        left = context.budget_left
-        trials_left = left.trials if left.trials > 0 else 3
-        per_record = [
-            example_length(context.catalog[s.source])[0] + TEMPLATE_TOKENS / 2
-            for s in plan.data.sources
-            if s.source in context.catalog.source_ids
-        ]
-        if not per_record:
-            return plan
-        built = [
-            t.feedback.data for t in context.memory.trials if t.feedback.data and t.feedback.data.records
-        ]
-        if built:
-            # What the data step measured (template included) beats the catalogue's estimate.
-            per_record = [max(d.tokens / d.records for d in built)]
-        records = min(
-            plan.data.max_records,
-            available_records(plan, context.catalog),
-        )
-        tokens_per_epoch = records * sum(per_record) / len(per_record)
-        shares: list[float] = []
-        # Every trial before the last gets an even share of what is left with the last trial
-        # counted twice, and the last trial gets all of it: exploring stays cheap, and the
-        # last trial, which refines the best plan, trains the longest. (Under a small budget
-        # every trial underfits, so the extra tokens go where they count.)
-        all_in = not even and _nothing_learnt(context.memory)
-        if left.trials < 0:
-            split = 3  # no trial limit: thirds of what is left
-        elif even:
-            split = trials_left
-        elif trials_left == 1 or all_in:
-            split = 1
-        else:
-            split = trials_left + 1
-        if left.train_tokens >= 0:
-            shares.append(left.train_tokens / split)
-        measured = [
-            t.feedback.training.tokens_per_second for t in context.memory.trials if t.feedback.training
-        ]
-        if not measured and context.model.parameters:
-            # Before any trial has measured throughput, a prior from the model size:
-            # on a 2-core CPU both the tiny model and SmolLM2-135M (LoRA) train near
-            # 1.5e10 parameter-tokens per second.
-            measured = [PARAMETER_TOKENS_PER_SECOND / context.model.parameters]
-        if left.seconds >= 0 and measured and max(measured) > 0:
-            # Training gets about 70% of a trial's time; building and evaluating take the rest.
-            shares.append(max(measured) * 0.7 * left.seconds / split)
-        note = (
-            " No trial has learnt the answer format yet, so a share too small to learn it "
-            "would teach nothing: this trial gets all the budget left."
-            if all_in and split == 1 and trials_left > 1
-            else ""
-        )
-        if not shares:
-            return plan
-        if tokens_per_epoch * plan.train.epochs <= min(shares):
-            if split == 1 and not even and left.trials > 0:
-                # The trial that gets all that is left uses it: whatever it changes, it
-                # trains on the rest of the budget (at most max_epochs).
-                filled = min(self.max_epochs, round(min(shares) / tokens_per_epoch, 2))
-                if filled > plan.train.epochs:
-                    return attrs.evolve(
-                        _train(plan, epochs=filled),
-                        hypothesis=plan.hypothesis
-                        + f" Epochs raised to {filled} to use the rest of the budget."
-                        + note,
-                    )
-            return attrs.evolve(plan, hypothesis=plan.hypothesis + note) if note else plan
-        # Fractions of an epoch are fine (the trainer stops after that many records): the
-        # share is what counts, and a floor above it would be refused by the validator.
-        epochs = max(0.01, round(min(shares) / tokens_per_epoch, 2))
-        if epochs >= plan.train.epochs:
-            return plan
-        return attrs.evolve(
-            _train(plan, epochs=epochs),
-            hypothesis=plan.hypothesis
-            + f" Epochs capped at {epochs} to fit this trial's share of the budget."
-            + note,
-        )
+        """:func:`ftdojo.agent.heuristics.fit_budget` with this planner's ``max_epochs``."""
+        return fit_budget(plan, context, max_epochs=self.max_epochs, even=even)
 
     # -- later plans ----------------------------------------------------------------
 
@@ -519,14 +247,14 @@ class RulePlanner:
             if not memory.tried(initial):
                 return initial
             # The validator rejected the first plan: change what its reasons point at.
-            rejected = rejection_diagnosis(context.rejections)
+            rejected = _rejection_diagnosis(context)
             for focus, hypothesis, change in self._mutations(initial, rejected, context, True):
                 try:
                     candidate = self.fit_budget(change(initial), context)
                 except ValueError:
                     continue
                 if not memory.tried(candidate):
-                    reasons = "; ".join(context.rejections)[:300]
+                    reasons = "; ".join(context.rejection_reasons)[:300]
                     return attrs.evolve(
                         candidate,
                         focus=focus,  # type: ignore[arg-type]
@@ -543,13 +271,13 @@ class RulePlanner:
         diagnosis = memory.diagnosis(base.trial_id) or Diagnosis(trial_id=base.trial_id)
         if context.rejections:
             # A plan of this iteration was rejected: what its reasons point at comes first.
-            rejected = rejection_diagnosis(context.rejections)
+            rejected = _rejection_diagnosis(context)
             diagnosis = attrs.evolve(diagnosis, findings=(*rejected.findings, *diagnosis.findings))
         avoid, avoided_because = _regressed_directions(base, memory)
         # The last trial exploits the best plan; but when nothing has been learnt there is no
         # best plan to exploit, and the trial that gets the rest of the budget (see
         # fit_budget) should change what the diagnosis points at instead.
-        final = context.budget_left.trials == 1 and not _nothing_learnt(memory)
+        final = context.budget_left.trials == 1 and not nothing_learnt(memory)
         mutations = [
             # The last trial spends the rest of the budget on the best plan before anything else.
             *(self._final_mutations(base.plan) if final else ()),
@@ -646,10 +374,12 @@ class RulePlanner:
                     )
                 ),
             )
-        if diagnosis.has(FindingKind.TIMEOUT):
+        if diagnosis.has(FindingKind.TIMEOUT) or diagnosis.has(FindingKind.TOKEN_BUDGET):
             yield (
                 "training",
-                "The trial ran out of time: half the epochs should fit.",
+                "The trial ran out of time: half the epochs should fit."
+                if diagnosis.has(FindingKind.TIMEOUT)
+                else "The plan needs more tokens than the budget has left: half the epochs should fit.",
                 (lambda p: _train(p, epochs=max(0.5, p.train.epochs / 2))),
             )
         if diagnosis.has(FindingKind.DATA_FAILURE):

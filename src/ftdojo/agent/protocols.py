@@ -37,6 +37,8 @@ class FindingKind(str, enum.Enum):
     DIVERGENCE = "divergence"
     OUT_OF_MEMORY = "out_of_memory"
     TIMEOUT = "timeout"
+    #: The plan would train on more tokens than the budget has left.
+    TOKEN_BUDGET = "token_budget"
     DATA_FAILURE = "data_failure"
     CONFIG_FAILURE = "config_failure"
     ENV_FAILURE = "env_failure"
@@ -86,7 +88,11 @@ class Verdict:
     """The validator's answer: run the plan, or reject it with reasons."""
 
     ok: bool
+    #: Why the plan was rejected, for people and for an LLM planner's prompt.
     reasons: tuple[str, ...] = ()
+    #: The same rejection as typed findings, from what the validator checked (the static
+    #: checks, the smoke run's feedback), for a planner that changes what they point at.
+    findings: tuple[Finding, ...] = ()
     smoke: Feedback | None = None
     #: How long validation took.
     seconds: float = 0.0
@@ -103,13 +109,18 @@ class PlanningContext:
     model: ModelInfo
     memory: Memory
     budget_left: BudgetUsage
-    #: Reasons the validator gave for the plans it rejected in this iteration.
-    rejections: tuple[str, ...] = ()
+    #: The validator's verdicts on the plans it rejected in this iteration.
+    rejections: tuple[Verdict, ...] = ()
     #: Reads one raw source's records (:meth:`ftdojo.Session.read_source`), for planners
     #: that look past the catalogue; ``None`` where the caller offers no raw access.
     read_source: Callable[[str], Iterable[dict[str, Any]]] | None = attrs.field(
         default=None, eq=False, repr=False
     )
+
+    @property
+    def rejection_reasons(self) -> tuple[str, ...]:
+        """Every reason of :attr:`rejections`, in order."""
+        return tuple(reason for verdict in self.rejections for reason in verdict.reasons)
 
 
 @runtime_checkable
@@ -122,6 +133,10 @@ class Memory(Protocol):
     def best(self) -> Trial | None: ...
     def diagnosis(self, trial_id: str) -> Diagnosis | None: ...
     def children(self, trial_id: str | None) -> tuple[Trial, ...]: ...
+    def get(self, trial_id: str) -> Trial | None:
+        """The trial recorded under ``trial_id``, or ``None``."""
+        ...
+
     @property
     def trials(self) -> tuple[Trial, ...]: ...
 

@@ -25,11 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ftdojo.agent.planner import (
-    RulePlanner,
-    assess_sources,
-    default_train_config,
-)
+from ftdojo.agent.heuristics import assess_sources, default_train_config, fit_budget
 from ftdojo.agent.protocols import PlanningContext
 from ftdojo.errors import ConfigError
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
@@ -230,15 +226,15 @@ class RandomPlanner:
     def __init__(self, *, seed: int = 0, max_draws: int = 100) -> None:
         self.seed = seed
         self.max_draws = max_draws
-        self._fit = RulePlanner()
 
     def propose(self, context: PlanningContext) -> Plan | None:
         space = SearchSpace.for_context(context, seed=self.seed)
         # One stream per iteration, so a resumed run draws what the uninterrupted one would.
-        rng = random.Random(f"{self.seed}:{len(context.memory.trials)}:{len(context.rejections)}")
+        # Counted in reasons, not verdicts: a seed keeps the draws its journalled runs made.
+        rng = random.Random(f"{self.seed}:{len(context.memory.trials)}:{len(context.rejection_reasons)}")
         for _ in range(self.max_draws):
             params = space.sample(rng)
-            plan = self._fit.fit_budget(
+            plan = fit_budget(
                 space.plan(params, hypothesis=f"random search, seed {self.seed}: {_describe(params)}"),
                 context,
                 even=True,
@@ -261,14 +257,13 @@ class TPEPlanner:
         self.seed = seed
         self.max_draws = max_draws
         self.study_path = Path(study_path) if study_path is not None else None
-        self._fit = RulePlanner()
 
     def _study(self, space: SearchSpace, context: PlanningContext) -> optuna.Study:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = optuna.samplers.TPESampler(
-            seed=self.seed + len(context.memory.trials) + len(context.rejections)
+            seed=self.seed + len(context.memory.trials) + len(context.rejection_reasons)
         )
         storage: optuna.storages.BaseStorage | None = None
         if self.study_path is not None:
@@ -302,7 +297,7 @@ class TPEPlanner:
         for _ in range(self.max_draws):
             asked = study.ask(distributions)
             params = dict(asked.params)
-            plan = self._fit.fit_budget(
+            plan = fit_budget(
                 space.plan(params, hypothesis=f"TPE search, seed {self.seed}: {_describe(params)}"),
                 context,
                 even=True,

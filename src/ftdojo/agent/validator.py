@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import TYPE_CHECKING, Literal
 
-from ftdojo.agent.planner import (
+from ftdojo.agent.analyzer import ACTIONS, FAILURE_FINDINGS
+from ftdojo.agent.heuristics import (
     PARAMETER_TOKENS_PER_SECOND,
     TEMPLATE_TOKENS,
     available_records,
     example_length,
 )
-from ftdojo.agent.protocols import Verdict
+from ftdojo.agent.protocols import Finding, FindingKind, Verdict
+from ftdojo.feedback import ErrorKind, ExecutionFeedback, Stage
 from ftdojo.plans import Plan
 
 if TYPE_CHECKING:
     from ftdojo.dojo import Session
     from ftdojo.models import ModelInfo
+    from ftdojo.results import Rejection
 
 __all__ = [
     "FailFastValidator",
     "projected_memory_bytes",
     "projected_seconds",
     "projected_tokens",
+    "rejection_findings",
+    "static_findings",
     "static_problems",
 ]
 
@@ -69,7 +75,7 @@ def projected_seconds(plan: Plan, session: Session) -> float | None:
     """How long the full trial would take: its tokens over the throughput measured so far.
 
     Before any trial has measured it, a prior from the model size (see
-    :data:`ftdojo.agent.planner.PARAMETER_TOKENS_PER_SECOND`).
+    :data:`ftdojo.agent.heuristics.PARAMETER_TOKENS_PER_SECOND`).
     """
     tokens = projected_tokens(plan, session)
     measured = [
@@ -155,36 +161,63 @@ def projected_memory_bytes(
     return total
 
 
-def static_problems(plan: Plan, session: Session) -> list[str]:
-    """What is wrong with ``plan`` for this task and model, found without running anything."""
-    problems: list[str] = []
+def _finding(kind: FindingKind, reason: str) -> Finding:
+    return Finding(kind=kind, evidence=reason, action=ACTIONS.get(kind, ""))
+
+
+def static_findings(plan: Plan, session: Session) -> list[Finding]:
+    """What is wrong with ``plan`` for this task and model, found without running anything:
+    one finding per problem, its evidence the reason a person reads."""
+    problems: list[Finding] = []
     known = set(session.catalog.source_ids)
     for selection in plan.data.sources:
         if selection.source not in known:
             problems.append(
-                f"data.sources: no source {selection.source!r} (known: {', '.join(sorted(known))})"
+                _finding(
+                    FindingKind.CONFIG_FAILURE,
+                    f"data.sources: no source {selection.source!r} (known: {', '.join(sorted(known))})",
+                )
             )
     model = session.model
     if plan.train.max_length > model.context_length:
         problems.append(
-            f"train.max_length {plan.train.max_length} exceeds the model's context of {model.context_length}"
+            _finding(
+                FindingKind.CONFIG_FAILURE,
+                f"train.max_length {plan.train.max_length} exceeds the model's context of "
+                f"{model.context_length}",
+            )
         )
     if plan.data.template == "chat" and not model.has_chat_template:
-        problems.append("data.template is 'chat' but the base model's tokenizer has no chat template")
+        problems.append(
+            _finding(
+                FindingKind.CONFIG_FAILURE,
+                "data.template is 'chat' but the base model's tokenizer has no chat template",
+            )
+        )
     if plan.train.method == "lora" and model.parameters and plan.train.lora_rank > 512:
-        problems.append(f"train.lora_rank {plan.train.lora_rank} is implausibly large")
+        problems.append(
+            _finding(
+                FindingKind.CONFIG_FAILURE, f"train.lora_rank {plan.train.lora_rank} is implausibly large"
+            )
+        )
     if plan.data.transform_code is not None:
         try:
             compile(plan.data.transform_code, "<data.transform_code>", "exec")
         except SyntaxError as exc:
-            problems.append(f"data.transform_code does not compile: {exc}")
+            problems.append(
+                _finding(FindingKind.DATA_FAILURE, f"data.transform_code does not compile: {exc}")
+            )
     memory = projected_memory_bytes(plan, model, longest_tokens=_longest_record(plan, session))
     limit = session.memory_limit_bytes
     if memory is not None and limit is not None and memory > limit:
         problems.append(
-            f"projected peak memory {memory / 2**30:.1f} GiB for train.batch_size {plan.train.batch_size} "
-            f"with records up to train.max_length {plan.train.max_length} exceeds the training limit of "
-            f"{limit / 2**30:.1f} GiB (halve the batch and double grad_accum, or shorten max_length)"
+            _finding(
+                FindingKind.OUT_OF_MEMORY,
+                f"projected peak memory {memory / 2**30:.1f} GiB for train.batch_size "
+                f"{plan.train.batch_size} with records up to train.max_length {plan.train.max_length} "
+                f"exceeds the training limit of {limit / 2**30:.1f} GiB (halve the batch and double "
+                "grad_accum, or shorten max_length)",
+            )
         )
     seconds_left = session.budget_left.seconds
     seconds = projected_seconds(plan, session)
@@ -192,16 +225,28 @@ def static_problems(plan: Plan, session: Session) -> list[str]:
     # comes back as feedback; only a plan far beyond the budget is refused up front.
     if seconds_left >= 0 and seconds is not None and seconds > seconds_left * 1.5:
         problems.append(
-            f"projected ~{seconds:,.0f} s for this trial (train.epochs {plan.train.epochs:g} over "
-            f"{len(plan.data.sources)} source(s)), but only {seconds_left:,.0f} s are left in the budget"
+            _finding(
+                FindingKind.TIMEOUT,
+                f"projected ~{seconds:,.0f} s for this trial (train.epochs {plan.train.epochs:g} over "
+                f"{len(plan.data.sources)} source(s)), but only {seconds_left:,.0f} s are left in the budget",
+            )
         )
     tokens_left = session.budget_left.train_tokens
     projected = _catalog_tokens(plan, session)
     if tokens_left >= 0 and projected is not None and projected > tokens_left * 1.5:
         problems.append(
-            f"projected ~{projected:,.0f} trained tokens, but only {tokens_left:,} are left in the budget"
+            _finding(
+                FindingKind.TOKEN_BUDGET,
+                f"projected ~{projected:,.0f} trained tokens, but only {tokens_left:,} are left in the "
+                "budget",
+            )
         )
     return problems
+
+
+def static_problems(plan: Plan, session: Session) -> list[str]:
+    """The reasons of :func:`static_findings`."""
+    return [finding.evidence for finding in static_findings(plan, session)]
 
 
 def _shape(plan: Plan) -> tuple[object, ...]:
@@ -243,34 +288,102 @@ class FailFastValidator:
         started = time.perf_counter()
         # What the full trial would cost, so that a rejection's saving can be reported.
         projected = projected_seconds(plan, session)
-        problems = static_problems(plan, session)
+        problems = static_findings(plan, session)
         if problems or not self.needs_smoke(plan, session):
             return Verdict(
                 ok=not problems,
-                reasons=tuple(problems),
+                reasons=tuple(p.evidence for p in problems),
+                findings=tuple(problems),
                 seconds=time.perf_counter() - started,
                 projected_seconds=projected,
             )
         feedback = await session.smoke(plan)
         reasons: list[str] = []
+        findings: list[Finding] = []
         if not feedback.ok:
-            kind = feedback.execution.error_kind.value if feedback.execution.error_kind else "?"
-            stage = feedback.execution.failed_stage.value if feedback.execution.failed_stage else "?"
-            reasons.append(f"smoke run failed in {stage} ({kind}): {feedback.execution.root_cause[:500]}")
+            execution = feedback.execution
+            kind = execution.error_kind.value if execution.error_kind else "?"
+            stage = execution.failed_stage.value if execution.failed_stage else "?"
+            reason = f"smoke run failed in {stage} ({kind}): {execution.root_cause[:500]}"
+            reasons.append(reason)
+            findings.extend(_finding(k, reason) for k in _smoke_failure_kinds(plan, execution))
         elif feedback.training is not None:
             losses = [p.loss for p in feedback.training.losses]
             if not all(math.isfinite(loss) for loss in losses):
                 reasons.append("smoke run: the loss is not finite")
+                findings.append(_finding(FindingKind.DIVERGENCE, reasons[-1]))
             elif len(losses) >= 2 and min(losses[len(losses) // 2 :]) > losses[0] * self.rising_factor:
                 reasons.append(
                     f"smoke run: the loss rose from {losses[0]:.3f} to {losses[-1]:.3f} in "
                     f"{feedback.training.steps} steps instead of falling "
                     f"(train.learning_rate {plan.train.learning_rate:g} is likely too high)"
                 )
+                findings.append(_finding(FindingKind.DIVERGENCE, reasons[-1]))
         return Verdict(
             ok=not reasons,
             reasons=tuple(reasons),
+            findings=tuple(findings),
             smoke=feedback,
             seconds=time.perf_counter() - started,
             projected_seconds=projected,
         )
+
+
+def _smoke_failure_kinds(plan: Plan, execution: ExecutionFeedback) -> tuple[FindingKind, ...]:
+    """The findings a failed smoke run stands for: its error kind's, and for a build without
+    a transform that failed on its data, truncation too.
+
+    Such a build has known sources (the static checks passed) and runs no user code, so
+    its data failure is a recipe that kept no records, and the step that empties a recipe
+    of sound records is the length filter: records longer than ``train.max_length`` are
+    dropped (seen on patent_prior_art, where a max_length sized from the raw fields
+    dropped every record).
+    """
+    if execution.error_kind is None:
+        return ()
+    kinds = [FAILURE_FINDINGS[execution.error_kind]]
+    if (
+        execution.failed_stage == Stage.BUILD
+        and execution.error_kind == ErrorKind.DATA
+        and plan.data.transform_code is None
+    ):
+        kinds.append(FindingKind.TRUNCATION)
+    return tuple(kinds)
+
+
+# A journalled rejection (ftdojo.results.Rejection) keeps only its reasons. Its findings are
+# read back from the opening words of the reasons this module writes above, matched at the
+# start and never further: what follows them (a job's root cause, numbers) is not read.
+_REASON_OPENINGS: tuple[tuple[re.Pattern[str], FindingKind], ...] = (
+    (re.compile(r"data\.sources: no source "), FindingKind.CONFIG_FAILURE),
+    (re.compile(r"train\.max_length \d+ exceeds the model's context"), FindingKind.CONFIG_FAILURE),
+    (re.compile(r"data\.template is 'chat' but"), FindingKind.CONFIG_FAILURE),
+    (re.compile(r"train\.lora_rank \d+ is implausibly large"), FindingKind.CONFIG_FAILURE),
+    (re.compile(r"data\.transform_code does not compile"), FindingKind.DATA_FAILURE),
+    (re.compile(r"projected peak memory "), FindingKind.OUT_OF_MEMORY),
+    (re.compile(r"projected ~[\d,]+ s for this trial"), FindingKind.TIMEOUT),
+    (re.compile(r"projected ~[\d,]+ trained tokens"), FindingKind.TOKEN_BUDGET),
+    (re.compile(r"smoke run: the loss (?:is not finite|rose)"), FindingKind.DIVERGENCE),
+)
+_SMOKE_FAILED = re.compile(r"smoke run failed in (\w+) \((\w+)\)")
+
+
+def rejection_findings(rejection: Rejection) -> tuple[Finding, ...]:
+    """The findings of a journalled rejection (a resumed run's ``session.rejections``), as
+    :meth:`FailFastValidator.validate` found them; none for reasons another validator wrote."""
+    findings: list[Finding] = []
+    for reason in rejection.reasons:
+        failed = _SMOKE_FAILED.match(reason)
+        if failed is not None:
+            try:
+                execution = ExecutionFeedback(
+                    ok=False, failed_stage=Stage(failed.group(1)), error_kind=ErrorKind(failed.group(2))
+                )
+            except ValueError:  # a stage or kind this version does not know
+                continue
+            findings.extend(_finding(k, reason) for k in _smoke_failure_kinds(rejection.plan, execution))
+            continue
+        kind = next((k for pattern, k in _REASON_OPENINGS if pattern.match(reason)), None)
+        if kind is not None:
+            findings.append(_finding(kind, reason))
+    return tuple(findings)
