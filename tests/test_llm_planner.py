@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ftdojo import BudgetUsage, LLMError, Plan
+from ftdojo import BudgetLeft, LLMError, Plan
 from ftdojo.agent import LLMConfig, LLMPlanner, PlanningContext, RuleAnalyzer, TrialTree, Verdict
 from ftdojo.errors import ConfigError
 from ftdojo.feedback import EvaluationFeedback, ExecutionFeedback, Feedback
@@ -25,7 +25,7 @@ def _context(memory: TrialTree | None = None, rejections: tuple[Verdict, ...] = 
         catalog=CATALOG,
         model=TINY,
         memory=memory if memory is not None else TrialTree(),
-        budget_left=BudgetUsage(trials=3, seconds=600.0, train_tokens=-1),
+        budget_left=BudgetLeft(trials=3, seconds=600.0, train_tokens=None),
         rejections=rejections,
     )
 

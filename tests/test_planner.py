@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from ftdojo import (
-    BudgetUsage,
+    BudgetLeft,
     CatalogEntry,
     DataCatalog,
     DataRecipe,
@@ -84,14 +84,14 @@ BIG = attrs.evolve(TINY, parameters=135_000_000, context_length=8192)
 
 
 def _context(
-    memory: TrialTree, *, model: ModelInfo = TINY, tokens: int = -1, trials: int = 5
+    memory: TrialTree, *, model: ModelInfo = TINY, tokens: int | None = None, trials: int = 5
 ) -> PlanningContext:
     return PlanningContext(
         card=CARD,
         catalog=CATALOG,
         model=model,
         memory=memory,
-        budget_left=BudgetUsage(trials=trials, seconds=-1.0, train_tokens=tokens),
+        budget_left=BudgetLeft(trials=trials, seconds=None, train_tokens=tokens),
     )
 
 

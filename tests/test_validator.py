@@ -10,7 +10,7 @@ import anyio
 import attrs
 import pytest
 
-from ftdojo import Budget, BudgetUsage, DataRecipe, Plan, SourceSelection, TrainConfig
+from ftdojo import Budget, BudgetLeft, DataRecipe, Plan, SourceSelection, TrainConfig
 from ftdojo.agent import FailFastValidator, FindingKind
 from ftdojo.agent.heuristics import PARAMETER_TOKENS_PER_SECOND
 from ftdojo.agent.validator import projected_seconds, projected_tokens, rejection_findings, static_problems
@@ -25,8 +25,8 @@ class _Session:
 
     catalog: Any = CATALOG
     model: Any = TINY
-    budget_left: BudgetUsage = attrs.field(
-        factory=lambda: BudgetUsage(trials=3, seconds=600.0, train_tokens=-1)
+    budget_left: BudgetLeft = attrs.field(
+        factory=lambda: BudgetLeft(trials=3, seconds=600.0, train_tokens=None)
     )
     history: tuple[Any, ...] = ()
     memory_limit_bytes: int | None = None
@@ -63,7 +63,7 @@ def test_the_projection_uses_the_catalogue_and_a_throughput_prior() -> None:
 
 
 def test_the_projection_never_exceeds_the_token_budget_left() -> None:
-    session = _Session(budget_left=BudgetUsage(trials=3, seconds=600.0, train_tokens=1000))
+    session = _Session(budget_left=BudgetLeft(trials=3, seconds=600.0, train_tokens=1000))
     assert projected_tokens(_plan(epochs=4.0), session) == 1000
     problems = static_problems(_plan(epochs=4.0), session)
     assert any("only 1,000 are left" in p for p in problems)
@@ -225,7 +225,7 @@ def test_the_smoke_run_must_show_a_finite_loss_that_does_not_climb(
 def test_a_plan_projected_past_the_time_left_is_rejected() -> None:
     # 500 records x 120 tokens x 40 epochs = 2.4M tokens, at the tiny model's prior of
     # 7,500 tokens/s: ~460 s of training, ~650 s of trial, against 300 s left.
-    session = _Session(budget_left=BudgetUsage(trials=3, seconds=300.0, train_tokens=-1))
+    session = _Session(budget_left=BudgetLeft(trials=3, seconds=300.0, train_tokens=None))
     problems = static_problems(_plan(epochs=40.0), session)
     assert any("only 300 s are left" in p for p in problems), problems
     assert not any("s are left" in p for p in static_problems(_plan(epochs=2.0), session))
@@ -247,7 +247,7 @@ class _FailingSmokeSession(_Session):
         )
 
 
-_NO_LIMIT = BudgetUsage(trials=3, seconds=-1.0, train_tokens=-1)
+_NO_LIMIT = BudgetLeft(trials=3, seconds=None, train_tokens=None)
 _TRANSFORM = "def transform(record):\n    return record\n"
 
 
@@ -255,12 +255,12 @@ _TRANSFORM = "def transform(record):\n    return record\n"
     ("session", "plan", "kinds"),
     [
         (
-            _Session(budget_left=BudgetUsage(trials=3, seconds=600.0, train_tokens=1000)),
+            _Session(budget_left=BudgetLeft(trials=3, seconds=600.0, train_tokens=1000)),
             _plan(epochs=4.0),
             [FindingKind.TOKEN_BUDGET],
         ),
         (
-            _Session(budget_left=BudgetUsage(trials=3, seconds=300.0, train_tokens=-1)),
+            _Session(budget_left=BudgetLeft(trials=3, seconds=300.0, train_tokens=None)),
             _plan(epochs=40.0),
             [FindingKind.TIMEOUT],
         ),

@@ -30,8 +30,9 @@ import structlog
 from ftdojo.errors import ConfigError, FTDojoError, JournalError
 
 if TYPE_CHECKING:
-    from ftdojo.dojo import Agent, Dojo
+    from ftdojo.dojo import Dojo
     from ftdojo.results import Budget
+    from ftdojo.session import Agent
 
 __all__ = ["BenchCell", "BenchResult", "BenchRow", "builtin_agents", "run_bench"]
 

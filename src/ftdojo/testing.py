@@ -27,7 +27,7 @@ from ftdojo.feedback import Feedback
 from ftdojo.plans import Plan
 
 if TYPE_CHECKING:
-    from ftdojo.dojo import Agent, Session
+    from ftdojo.session import Agent, Session
 
 __all__ = ["ChatCompletionsServer", "ChatReply", "ObservingAgent", "ScriptedAgent"]
 

@@ -38,7 +38,7 @@ from ftdojo.sandbox.runner import Limits, _make_cgroup, _remove_cgroup, scrubbed
 from ftdojo.serialization import from_json, unstructure
 
 if TYPE_CHECKING:
-    from ftdojo.dojo import Session
+    from ftdojo.session import Session
 
 __all__ = ["UntrustedAgent"]
 

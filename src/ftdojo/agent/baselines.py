@@ -23,7 +23,7 @@ from ftdojo.errors import BudgetExhausted
 from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
 
 if TYPE_CHECKING:
-    from ftdojo.dojo import Session
+    from ftdojo.session import Session
 
 __all__ = ["NaiveAgent", "RandomSearchAgent", "naive_plan"]
 

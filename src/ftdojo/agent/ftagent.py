@@ -24,9 +24,9 @@ from ftdojo.errors import BudgetExhausted, PlanError
 from ftdojo.serialization import structure, unstructure
 
 if TYPE_CHECKING:
-    from ftdojo.dojo import Session
     from ftdojo.plans import Plan
     from ftdojo.results import Trial
+    from ftdojo.session import Session
 
 __all__ = ["FTAgent"]
 
@@ -82,7 +82,7 @@ class FTAgent:
             self.memory.mark_tried(rejection.plan)
         while True:
             left = session.budget_left
-            if left.trials == 0 or left.train_tokens == 0 or 0 <= left.seconds < 1:
+            if left.trials == 0 or left.train_tokens == 0 or (left.seconds is not None and left.seconds < 1):
                 # Planning (and smoke-testing) a plan that cannot run wastes the run's time.
                 log.info("budget spent", trials_left=left.trials, tokens_left=left.train_tokens)
                 return

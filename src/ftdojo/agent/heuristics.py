@@ -231,7 +231,7 @@ def fit_budget(
     of what is left for each of the n trials left.
     """
     left = context.budget_left
-    trials_left = left.trials if left.trials > 0 else 3
+    trials_left = left.trials or 3  # no trial limit (None), or none left
     per_record = [
         example_length(context.catalog[s.source])[0] + TEMPLATE_TOKENS / 2
         for s in plan.data.sources
@@ -254,7 +254,7 @@ def fit_budget(
     # last trial, which refines the best plan, trains the longest. (Under a small budget
     # every trial underfits, so the extra tokens go where they count.)
     all_in = not even and nothing_learnt(context.memory)
-    if left.trials < 0:
+    if left.trials is None:
         split = 3  # no trial limit: thirds of what is left
     elif even:
         split = trials_left
@@ -262,7 +262,7 @@ def fit_budget(
         split = 1
     else:
         split = trials_left + 1
-    if left.train_tokens >= 0:
+    if left.train_tokens is not None:
         shares.append(left.train_tokens / split)
     measured = [t.feedback.training.tokens_per_second for t in context.memory.trials if t.feedback.training]
     if not measured and context.model.parameters:
@@ -270,7 +270,7 @@ def fit_budget(
         # on a 2-core CPU both the tiny model and SmolLM2-135M (LoRA) train near
         # 1.5e10 parameter-tokens per second.
         measured = [PARAMETER_TOKENS_PER_SECOND / context.model.parameters]
-    if left.seconds >= 0 and measured and max(measured) > 0:
+    if left.seconds is not None and measured and max(measured) > 0:
         # Training gets about 70% of a trial's time; building and evaluating take the rest.
         shares.append(max(measured) * 0.7 * left.seconds / split)
     note = (
@@ -282,7 +282,7 @@ def fit_budget(
     if not shares:
         return plan
     if tokens_per_epoch * plan.train.epochs <= min(shares):
-        if split == 1 and not even and left.trials > 0:
+        if split == 1 and not even and left.trials:
             # The trial that gets all that is left uses it: whatever it changes, it
             # trains on the rest of the budget (at most max_epochs).
             filled = min(max_epochs, round(min(shares) / tokens_per_epoch, 2))

@@ -149,8 +149,15 @@ def build_prompt(context: PlanningContext, *, history_limit: int = 12) -> str:
         "# Trials so far\n"
         + ("\n".join(_trial_text(t, context) for t in trials) if trials else "none yet")
         + (f"\nBest so far: {best.trial_id} ({best.score:.3f})" if best and best.score is not None else ""),
-        f"# Budget left\ntrials {left.trials}, seconds {left.seconds:.0f}, "
-        f"trained tokens {left.train_tokens} (-1 = no limit)",
+        "# Budget left\n"
+        + ", ".join(
+            f"{axis} {'no limit' if value is None else format(value, '.0f')}"
+            for axis, value in (
+                ("trials", left.trials),
+                ("seconds", left.seconds),
+                ("trained tokens", left.train_tokens),
+            )
+        ),
     ]
     if context.rejections:
         parts.append(

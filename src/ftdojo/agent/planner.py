@@ -73,7 +73,7 @@ def _too_little_left(best: Trial, context: PlanningContext) -> bool:
     """Whether the tokens left are too few for a trial worth running against ``best``."""
     left = context.budget_left.train_tokens
     trained = best.feedback.training.tokens_trained if best.feedback.training else 0
-    return 0 <= left < MIN_SHARE_OF_BEST * trained
+    return left is not None and left < MIN_SHARE_OF_BEST * trained
 
 
 #: "Train longer" is only worth a trial when the budget lets it train at least this much longer.

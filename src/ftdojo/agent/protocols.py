@@ -12,10 +12,10 @@ from ftdojo.cards import DataCatalog, TaskCard
 from ftdojo.feedback import Feedback
 from ftdojo.models import ModelInfo
 from ftdojo.plans import Plan
-from ftdojo.results import BudgetUsage, Trial
+from ftdojo.results import BudgetLeft, Trial
 
 if TYPE_CHECKING:
-    from ftdojo.dojo import Session
+    from ftdojo.session import Session
 
 __all__ = [
     "Diagnosis",
@@ -108,7 +108,7 @@ class PlanningContext:
     catalog: DataCatalog
     model: ModelInfo
     memory: Memory
-    budget_left: BudgetUsage
+    budget_left: BudgetLeft
     #: The validator's verdicts on the plans it rejected in this iteration.
     rejections: tuple[Verdict, ...] = ()
     #: Reads one raw source's records (:meth:`ftdojo.Session.read_source`), for planners

@@ -39,7 +39,7 @@ from ftdojo.agent.search import TPEPlanner
 from ftdojo.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ftdojo.dojo import Agent
+    from ftdojo.session import Agent
 
 __all__ = [
     "AGENTS",

@@ -19,9 +19,9 @@ from ftdojo.feedback import ErrorKind, ExecutionFeedback, Stage
 from ftdojo.plans import Plan
 
 if TYPE_CHECKING:
-    from ftdojo.dojo import Session
     from ftdojo.models import ModelInfo
     from ftdojo.results import Rejection
+    from ftdojo.session import Session
 
 __all__ = [
     "FailFastValidator",
@@ -68,7 +68,7 @@ def projected_tokens(plan: Plan, session: Session) -> float | None:
         return None
     left = session.budget_left.train_tokens
     # Training stops at the token budget, so a trial never trains more than is left.
-    return min(tokens, float(left)) if left >= 0 else tokens
+    return min(tokens, float(left)) if left is not None else tokens
 
 
 def projected_seconds(plan: Plan, session: Session) -> float | None:
@@ -223,7 +223,7 @@ def static_findings(plan: Plan, session: Session) -> list[Finding]:
     seconds = projected_seconds(plan, session)
     # 1.5x slack: the projection is an estimate, and a trial that runs out of time still
     # comes back as feedback; only a plan far beyond the budget is refused up front.
-    if seconds_left >= 0 and seconds is not None and seconds > seconds_left * 1.5:
+    if seconds_left is not None and seconds is not None and seconds > seconds_left * 1.5:
         problems.append(
             _finding(
                 FindingKind.TIMEOUT,
@@ -233,7 +233,7 @@ def static_findings(plan: Plan, session: Session) -> list[Finding]:
         )
     tokens_left = session.budget_left.train_tokens
     projected = _catalog_tokens(plan, session)
-    if tokens_left >= 0 and projected is not None and projected > tokens_left * 1.5:
+    if tokens_left is not None and projected is not None and projected > tokens_left * 1.5:
         problems.append(
             _finding(
                 FindingKind.TOKEN_BUDGET,

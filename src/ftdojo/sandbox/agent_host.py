@@ -92,10 +92,10 @@ class RemoteSession:
 
     @property
     def budget_left(self) -> Any:
-        from ftdojo.results import BudgetUsage
+        from ftdojo.results import BudgetLeft
         from ftdojo.serialization import structure
 
-        return structure(self._channel.call("budget_left"), BudgetUsage)
+        return structure(self._channel.call("budget_left"), BudgetLeft)
 
     def open_source(self, source_id: str) -> BinaryIO:
         from ftdojo.errors import UnknownSourceError
