@@ -19,12 +19,11 @@ import attrs
 from ftdojo.contamination import ContaminationAudit
 from ftdojo.errors import JournalError, ModelError
 from ftdojo.journal import Journal
-from ftdojo.plans import Plan
 from ftdojo.results import BaselineResult, Budget, Trial
 from ftdojo.sandbox.isolation import Isolation
-from ftdojo.serialization import structure, unstructure
+from ftdojo.serialization import structure
 
-__all__ = ["RunRecord", "flatten_plan", "plain_files", "read_run", "trial_model_dir"]
+__all__ = ["RunRecord", "plain_files", "read_run", "trial_model_dir"]
 
 
 @attrs.frozen(kw_only=True)
@@ -232,27 +231,3 @@ def plain_files(folder: Path) -> list[Path]:
             raise ModelError(f"{entry.path} is a hard link ({entry_info.st_nlink} names)")
         files.append(Path(entry.path))
     return files
-
-
-def flatten_plan(plan: Plan) -> dict[str, Any]:
-    """The plan as dotted names and scalar values (``train.learning_rate``, ``data.sources.0.source``).
-
-    Lists of records get an index per element; lists of scalars stay one value (joined
-    with commas), so that ``train.lora_targets`` reads as it was written.
-    """
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key in sorted(value):
-                walk(f"{prefix}.{key}" if prefix else str(key), value[key])
-        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
-            for index, item in enumerate(value):
-                walk(f"{prefix}.{index}", item)
-        elif isinstance(value, (list, tuple)):
-            flat[prefix] = ",".join(str(v) for v in value)
-        else:
-            flat[prefix] = value
-
-    walk("", unstructure(plan))
-    return flat
