@@ -18,6 +18,7 @@ keeps working for callers that do not know ftdojo::
     ├── SandboxError (RuntimeError)         a child process could not be run as asked
     │   ├── SandboxTimeout (TimeoutError)   it ran past its wall-clock limit
     │   └── IsolationError                  the sandbox cannot isolate as strictly as asked
+    ├── JobFailure                          a sandbox job ends itself with an error kind (sandbox.protocol)
     ├── BudgetExhausted                     the run's budget is spent; no more trials
     ├── JournalError                        a run directory or journal is unreadable
     └── AgentError                          an agent broke the session protocol

@@ -14,7 +14,7 @@ import attrs
 from ftdojo.bench import BASE, BenchCell, BenchResult
 from ftdojo.errors import JournalError
 from ftdojo.report.charts import bench_chart
-from ftdojo.report.html import REPORT_NAME, escape, fmt, img, page, write_page
+from ftdojo.report.html import REPORT_NAME, escape, fmt, img, page, table, write_page
 from ftdojo.report.values import as_list
 
 __all__ = ["write_bench_report"]
@@ -85,7 +85,7 @@ def write_bench_report(bench_dir: Path | str) -> Path:
     lines.append(
         "<tr><th>wins</th>" + "".join(f"<td></td><td>{wins.get(a, 0)}</td>" for a in shown) + "</tr>"
     )
-    table = f"<table><thead>{header}</thead><tbody>{''.join(lines)}</tbody></table>"
+    summary = f"<table><thead>{header}</thead><tbody>{''.join(lines)}</tbody></table>"
 
     cell_rows = []
     for cell in sorted(cells, key=lambda c: (c.task, c.agent, c.seed)):
@@ -112,7 +112,7 @@ def write_bench_report(bench_dir: Path | str) -> Path:
         f"<h1>ftdojo benchmark {escape(bench_dir.resolve().name)}</h1>",
         f"<p>{len(tasks)} tasks × {len(agents)} agents × seeds {escape(seeds)}; {len(cells)} cells.</p>",
         "<h2>Table</h2>",
-        table,
+        summary,
         "<p class='muted'>Mean ± standard deviation over seeds; bold: the best test mean per task "
         "(ties all bold; a failed run counts as 0).</p>",
         "<h2>Test scores per task and agent</h2>",

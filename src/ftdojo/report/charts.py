@@ -83,9 +83,9 @@ def scores_chart(
     every = math.ceil(len(ids) / 12)  # at most 12 labels: more would overlap
     ticks, labels = [], []
     for x, trial_id in list(zip(xs, ids, strict=True))[::every]:
-        elapsed = elapsed.get(trial_id)
+        seconds = elapsed.get(trial_id)
         ticks.append(x)
-        labels.append(trial_id if elapsed is None else f"{trial_id}\n{elapsed / 60:.1f} min")
+        labels.append(trial_id if seconds is None else f"{trial_id}\n{seconds / 60:.1f} min")
     ax.set_xticks(ticks, labels, fontsize=8)
     ax.set_xlim(0.5, len(xs) + 0.5)
     top = max([s for s in scores if s is not None] + [test_score or 0.0, 0.05])
