@@ -50,7 +50,7 @@ def layout(tmp_path: Path) -> dict[str, Path]:
 async def _attack(layout: dict[str, Path], code: str, *, trusted: bool = False) -> JobOutcome:
     view = FilesystemView.of(writable=[layout["workspace"]], hidden=[layout["private"], layout["runs"]])
     job = Job(
-        entry="ftdojo.testing_jobs:run_code",
+        entry="ftdojo.testing.jobs:run_code",
         payload={"code": code, "trusted": trusted},
         stage=Stage.BUILD,
         view=view,
@@ -249,7 +249,7 @@ async def test_a_fork_bomb_is_capped_and_reported(layout: dict[str, Path]) -> No
         "result['children'] = children\n"
     )
     view = FilesystemView.of(writable=[layout["workspace"]], hidden=[layout["private"]])
-    job = Job(entry="ftdojo.testing_jobs:run_code", payload={"code": code}, stage=Stage.BUILD, view=view)
+    job = Job(entry="ftdojo.testing.jobs:run_code", payload={"code": code}, stage=Stage.BUILD, view=view)
     outcome = await SandboxRunner().run(
         job, workspace=layout["workspace"], limits=Limits(wall_seconds=60, max_processes=64)
     )
@@ -275,7 +275,7 @@ async def test_the_process_cap_holds_for_trusted_jobs_too(layout: dict[str, Path
         "    result['stopped'] = str(exc)\n"
         "result['children'] = children\n"
     )
-    job = Job(entry="ftdojo.testing_jobs:run_code", payload={"code": code}, stage=Stage.BUILD)  # no view
+    job = Job(entry="ftdojo.testing.jobs:run_code", payload={"code": code}, stage=Stage.BUILD)  # no view
     outcome = await SandboxRunner().run(
         job, workspace=layout["workspace"], limits=Limits(wall_seconds=60, max_processes=32)
     )
@@ -303,7 +303,7 @@ code = "import subprocess\\n" + (
 async def main():
     runner = SandboxRunner()
     view = FilesystemView.of(writable=[ws], hidden=[private])
-    job = Job(entry="ftdojo.testing_jobs:run_code", payload={"code": code, "trusted": True},
+    job = Job(entry="ftdojo.testing.jobs:run_code", payload={"code": code, "trusted": True},
               stage=Stage.BUILD, view=view)
     outcome = await runner.run(job, workspace=ws, limits=Limits(wall_seconds=60))
     print(json.dumps({"isolation": runner.isolation.describe(), "complete": runner.isolation.complete,

@@ -127,7 +127,7 @@ async def test_a_trainer_whose_result_breaks_its_contract_fails_the_trial_as_dat
         runs_dir=tmp_path,
         model="tiny",
         threads=2,
-        entries=JobEntries(train="ftdojo.testing_jobs:echo"),
+        entries=JobEntries(train="ftdojo.testing.jobs:echo"),
     )
     agent = ScriptedAgent([PLAN])
     result = await dojo.run("math", agent, budget=Budget(max_trials=1, max_seconds=600))

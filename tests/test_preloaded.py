@@ -30,11 +30,11 @@ pytestmark = [
 
 # Light preloads keep these tests fast; the default (torch, transformers, peft) is
 # measured by benchmarks/bench_trial_speed.py.
-LIGHT = ("ftdojo.sandbox.worker", "ftdojo.testing_jobs")
+LIGHT = ("ftdojo.sandbox.worker", "ftdojo.testing.jobs")
 
 
 def _job(name: str, payload: dict[str, Any] | None = None, view: FilesystemView | None = None) -> Job:
-    return Job(entry=f"ftdojo.testing_jobs:{name}", payload=payload or {}, stage=Stage.TRAIN, view=view)
+    return Job(entry=f"ftdojo.testing.jobs:{name}", payload=payload or {}, stage=Stage.TRAIN, view=view)
 
 
 async def _run(tmp_path: Path, name: str, payload: dict[str, Any] | None = None, **limits: Any) -> JobOutcome:
@@ -129,7 +129,7 @@ async def test_the_servers_socket_is_hidden_from_a_forked_job(tmp_path: Path) ->
     view = FilesystemView.of(writable=[tmp_path / "ws"])
     outcome = await SandboxRunner(preload=LIGHT).run(
         Job(
-            entry="ftdojo.testing_jobs:run_code",
+            entry="ftdojo.testing.jobs:run_code",
             payload={"code": code, "trusted": True},
             stage=Stage.BUILD,
             view=view,

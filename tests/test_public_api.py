@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -62,3 +63,46 @@ def test_import_ftdojo_does_not_import_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _documented_tree() -> dict[str, tuple[str | None, set[str]]]:
+    """The tree in the errors module's docstring: each class, its parent and the builtins
+    named beside it."""
+    assert errors.__doc__ is not None
+    lines = errors.__doc__.split("FTDojoError\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    tree: dict[str, tuple[str | None, set[str]]] = {"FTDojoError": (None, set())}
+    path = ["FTDojoError"]
+    for line in lines:
+        found = re.match(r"^(?P<indent>[ │├└─]*)(?P<name>\w+)(?: \((?P<builtins>[\w, ]+)\))?", line)
+        assert found is not None, line
+        depth = len(found["indent"]) // 4 - 1  # the docstring indents the tree by 4
+        del path[depth:]
+        builtins = {b.strip() for b in (found["builtins"] or "").split(",") if b.strip()}
+        tree[found["name"]] = (path[-1], builtins)
+        path.append(found["name"])
+    return tree
+
+
+def _all_errors() -> list[type[errors.FTDojoError]]:
+    # Classes of the tree defined outside errors.py are found once their module is imported.
+    import ftdojo.sandbox.protocol
+    import ftdojo.scoring.charts  # noqa: F401
+
+    found, todo = [], [errors.FTDojoError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+def test_the_docstring_tree_lists_every_error_under_its_parent() -> None:
+    tree = _documented_tree()
+    classes = _all_errors()
+    assert sorted(tree) == sorted(cls.__name__ for cls in classes)
+    for cls in classes:
+        if cls is errors.FTDojoError:
+            continue
+        parent = next(base for base in cls.__mro__[1:] if issubclass(base, errors.FTDojoError))
+        builtins = {b.__name__ for b in cls.__bases__ if not issubclass(b, errors.FTDojoError)}
+        assert tree[cls.__name__] == (parent.__name__, builtins), cls

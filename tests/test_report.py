@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from ftdojo import Budget, DataRecipe, Dojo, JournalError, Plan, RunResult, SourceSelection, TrainConfig
 from ftdojo.cli import app
-from ftdojo.report import FieldChange, plan_diff, write_report, write_run_report
+from ftdojo.plans import FieldChange, plan_diff
+from ftdojo.report import write_report, write_run_report
 from ftdojo.serialization import unstructure
 
 BENCH_TINY = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench-tiny"

@@ -1,4 +1,4 @@
-"""The sandbox runs misbehaving jobs (ftdojo.testing_jobs) and reports how they ended."""
+"""The sandbox runs misbehaving jobs (ftdojo.testing.jobs) and reports how they ended."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def anyio_backend() -> str:
 
 
 def _job(name: str, payload: dict[str, Any] | None = None, stage: Stage = Stage.TRAIN) -> Job:
-    return Job(entry=f"ftdojo.testing_jobs:{name}", payload=payload or {}, stage=stage)
+    return Job(entry=f"ftdojo.testing.jobs:{name}", payload=payload or {}, stage=stage)
 
 
 async def _run(
@@ -131,7 +131,7 @@ async def test_crash_is_classified_by_stage(tmp_path: Path, stage: Stage, kind: 
     assert outcome.exit_code == 1
     assert "RuntimeError" in outcome.root_cause
     assert "the tokenizer exploded" in outcome.root_cause
-    assert "testing_jobs.py" in outcome.root_cause  # where it was raised
+    assert "testing/jobs.py" in outcome.root_cause  # where it was raised
     assert len(outcome.root_cause) <= 1500
     assert "Traceback (most recent call last)" in outcome.output
 
@@ -407,7 +407,7 @@ async def test_exit_with_memory_message_is_oom(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("entry", "text"),
     [
-        ("ftdojo.testing_jobs:no_such_job", "no_such_job"),
+        ("ftdojo.testing.jobs:no_such_job", "no_such_job"),
         ("ftdojo.no_such_module:run", "ModuleNotFoundError"),
     ],
 )
@@ -421,7 +421,7 @@ async def test_unimportable_entry_is_env(tmp_path: Path, entry: str, text: str) 
 
 def test_invalid_job_and_limits_are_config_errors() -> None:
     with pytest.raises(ConfigError, match=r"package\.module:function"):
-        Job(entry="ftdojo.testing_jobs.echo", payload={}, stage=Stage.BUILD)
+        Job(entry="ftdojo.testing.jobs.echo", payload={}, stage=Stage.BUILD)
     with pytest.raises(ConfigError, match="wall_seconds"):
         Limits(wall_seconds=0)
     with pytest.raises(ConfigError, match="grace_seconds"):
@@ -452,7 +452,7 @@ async def test_network_is_off_by_default_and_only_an_explicit_flag_turns_it_on(t
 
 def test_sandbox_imports_nothing_heavy() -> None:
     code = (
-        "import sys, ftdojo.sandbox, ftdojo.sandbox.worker, ftdojo.sandbox.runner, ftdojo.testing_jobs\n"
+        "import sys, ftdojo.sandbox, ftdojo.sandbox.worker, ftdojo.sandbox.runner, ftdojo.testing.jobs\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )

@@ -114,7 +114,7 @@ async def test_failures_become_feedback_and_the_run_goes_on(ftdojo_home: Path, t
 
 
 class _KilledTrainerDojo(Dojo):
-    train_entry = "ftdojo.testing_jobs:compromised_trainer"
+    train_entry = "ftdojo.testing.jobs:compromised_trainer"
 
 
 async def test_a_trainer_killed_by_sigkill_and_a_full_disk_are_feedback(

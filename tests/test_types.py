@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from ftdojo import (
     Budget,
     ConfigError,
+    DataCatalog,
     DataFeedback,
     DataRecipe,
     ErrorKind,
@@ -21,13 +22,15 @@ from ftdojo import (
     LossPoint,
     Plan,
     PlanError,
+    SchemaError,
     SourceSelection,
     Stage,
     StepCount,
     TrainConfig,
     TrainingFeedback,
+    UnknownSourceError,
 )
-from ftdojo.serialization import from_json, to_json
+from ftdojo.serialization import from_json, structure, to_json
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
 texts = st.text(max_size=40)
@@ -165,3 +168,30 @@ def test_budget_needs_a_limit_and_positive_values() -> None:
 def test_evaluation_score_outside_unit_interval_is_rejected() -> None:
     with pytest.raises(ValueError, match="score"):
         EvaluationFeedback(metric="accuracy", score=1.5, n=1)
+
+
+def test_data_that_is_not_a_plan_is_a_schema_error_not_a_plan_error() -> None:
+    with pytest.raises(SchemaError, match="n") as caught:
+        from_json('{"metric": "accuracy", "score": 0.5}', EvaluationFeedback)
+    assert not isinstance(caught.value, PlanError)
+    with pytest.raises(SchemaError, match="not valid JSON") as caught:
+        from_json("{not json", Budget)
+    assert not isinstance(caught.value, PlanError)
+    # A plan's parts are plans: an agent catching PlanError sees them too.
+    with pytest.raises(PlanError, match="method"):
+        structure({"method": "qlora"}, TrainConfig)
+
+
+def test_an_evaluation_score_outside_the_unit_interval_is_a_schema_error() -> None:
+    with pytest.raises(SchemaError, match="score"):
+        EvaluationFeedback(metric="accuracy", score=-0.1, n=1)
+    with pytest.raises(SchemaError, match="score"):
+        structure({"metric": "accuracy", "score": 2.0, "n": 1}, EvaluationFeedback)
+
+
+def test_a_catalogue_lookup_of_an_unknown_source_is_an_unknown_source_error() -> None:
+    catalog = DataCatalog(task="math", tokenizer="whitespace", entries=())
+    with pytest.raises(UnknownSourceError, match="'nope'"):
+        catalog["nope"]
+    with pytest.raises(KeyError):  # what callers that do not know ftdojo catch
+        catalog["nope"]

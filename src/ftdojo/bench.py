@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import structlog
 
+from ftdojo._fs import write_atomic
 from ftdojo.errors import ConfigError, FTDojoError, JournalError
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def _drop_torn_tail(path: Path) -> None:
     if path.exists():
         text = path.read_text(encoding="utf-8")
         if text and not text.endswith("\n"):
-            _write_atomic(path, text[: text.rfind("\n") + 1])
+            write_atomic(path, text[: text.rfind("\n") + 1])
 
 
 def _append(path: Path, cell: BenchCell) -> None:
@@ -202,12 +202,6 @@ def _append(path: Path, cell: BenchCell) -> None:
         f.write(json.dumps(attrs.asdict(cell), sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 async def run_bench(
@@ -280,12 +274,6 @@ async def run_bench(
     wanted = [c for c in cells if c.task in tasks and (c.agent in names or c.agent == BASE)]
     wanted = [c for c in wanted if c.agent == BASE or c.seed in seeds]
     bench = BenchResult(tasks=tasks, agents=names, cells=tuple(wanted))
-    _write_atomic(out / "bench.md", bench.to_markdown())
-    _write_atomic(out / "bench.json", json.dumps(bench.to_json(), indent=1, sort_keys=True) + "\n")
-    try:
-        from ftdojo.report import write_bench_report
-
-        write_bench_report(out)
-    except Exception as exc:  # the HTML page is a convenience: the table is already written
-        structlog.get_logger("ftdojo").warning("benchmark report not written", error=repr(exc))
+    write_atomic(out / "bench.md", bench.to_markdown())
+    write_atomic(out / "bench.json", json.dumps(bench.to_json(), indent=1, sort_keys=True) + "\n")
     return bench

@@ -6,6 +6,8 @@ from typing import Any
 
 import attrs
 
+from ftdojo.errors import UnknownSourceError
+
 __all__ = ["CatalogEntry", "DataCatalog", "TaskCard", "TokenStats"]
 
 
@@ -66,7 +68,7 @@ class DataCatalog:
         for entry in self.entries:
             if entry.source_id == source_id:
                 return entry
-        raise KeyError(source_id)
+        raise UnknownSourceError(f"no raw source {source_id!r} in the catalogue of task {self.task!r}")
 
     @property
     def source_ids(self) -> tuple[str, ...]:

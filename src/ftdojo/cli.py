@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
+import structlog
 import typer
 from rich.console import Console
 from rich.live import Live
@@ -103,6 +106,23 @@ ConfigOption = Annotated[
         help="A TOML file of option values (flags and FTDOJO_* variables win over it).",
     ),
 ]
+
+
+@contextlib.contextmanager
+def _cli_errors(prefix: str = "") -> Iterator[None]:
+    """Turn an ftdojo error into one red line on stderr and exit status 2.
+
+    An :class:`~ftdojo.FTDojoError` is something the user can fix (a setting, a task,
+    a run directory), so it gets its message, not a traceback; anything else is a bug
+    and keeps its traceback.
+    """
+    from ftdojo.errors import FTDojoError
+
+    try:
+        yield
+    except FTDojoError as exc:
+        err_console.print(f"[red]error:[/red] {prefix}{exc}")
+        raise typer.Exit(2) from exc
 
 
 def _version(value: bool) -> None:
@@ -279,7 +299,6 @@ def run_command(
 ) -> None:
     """Run FT-Agent on TASK and print its trials and held-out score."""
     from ftdojo import Budget, Dojo, FTAgent
-    from ftdojo.errors import FTDojoError
 
     chosen = _make_planner(planner, seed, llm_rationales)
 
@@ -299,12 +318,8 @@ def run_command(
             task, FTAgent(planner=chosen, seed=seed), budget=budget, run_id=resume, with_baseline=baseline
         )
 
-    try:
-        with Live(progress, console=err_console, refresh_per_second=4, transient=True):
-            result = anyio.run(main)
-    except FTDojoError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    with _cli_errors(), Live(progress, console=err_console, refresh_per_second=4, transient=True):
+        result = anyio.run(main)
 
     table = Table(
         "trial", "parent", "focus", "status", "validation", "train loss", "seconds", title=f"{task} · {model}"
@@ -359,12 +374,9 @@ def run_command(
     if mlflow:
         from ftdojo.integrations.mlflow import log_run_to_mlflow
 
-        try:
+        # The run is on disk whatever happens here; `ftdojo mlflow RUN_DIR` logs it later.
+        with _cli_errors("not logged to MLflow: "):
             parent = log_run_to_mlflow(result.run_dir, tracking_uri=mlflow)
-        except FTDojoError as exc:
-            # The run is on disk whatever happens here; `ftdojo mlflow RUN_DIR` logs it later.
-            err_console.print(f"[red]error:[/red] not logged to MLflow: {exc}")
-            raise typer.Exit(2) from exc
         console.print(f"MLflow: parent run {parent} in {mlflow}")
 
 
@@ -379,20 +391,16 @@ def resume_command(
 ) -> None:
     """Continue a killed or finished run with FT-Agent: its finished trials are kept."""
     from ftdojo import Dojo, FTAgent
-    from ftdojo.errors import FTDojoError
 
     chosen = _make_planner(planner, seed, 0)
     run_dir = run_dir.expanduser().resolve()
-    try:
+    with _cli_errors():
         dojo = Dojo(home=home, runs_dir=run_dir.parent, threads=threads)
         result = anyio.run(
             functools.partial(
                 dojo.resume, run_dir, FTAgent(planner=chosen, seed=seed), with_baseline=baseline
             )
         )
-    except FTDojoError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
     console.print(
         f"{result.run_id}: {len(result.trials)} trials; final {result.final_trial_id or 'none'}  "
         f"validation {_score(result.validation_score)}  test {_score(result.test_score)}"
@@ -409,14 +417,10 @@ def baseline_command(
 ) -> None:
     """Score the untouched base model on the validation and test splits."""
     from ftdojo import Dojo
-    from ftdojo.errors import FTDojoError
 
     dojo = Dojo(home=home, model=model, threads=threads)
-    try:
+    with _cli_errors():
         result = anyio.run(dojo.baseline, task)
-    except FTDojoError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
     console.print(
         f"{result.task} · {result.model}: validation {_score(result.validation_score)}  "
         f"test {_score(result.test_score)}"
@@ -457,7 +461,7 @@ def bench_command(
     """Run every agent on every task for every seed with equal budgets, and print the table."""
     from ftdojo import Budget, Dojo
     from ftdojo.bench import builtin_agents, run_bench
-    from ftdojo.errors import FTDojoError
+    from ftdojo.report import write_bench_report
     from ftdojo.tasks.registry import SUITE
 
     known: dict[str, Any] = dict(builtin_agents())
@@ -500,11 +504,12 @@ def bench_command(
             on_cell=report,
         )
 
-    try:
+    with _cli_errors():
         result = anyio.run(main)
-    except FTDojoError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    try:
+        write_bench_report(out)
+    except Exception as exc:  # the HTML page is a convenience: the table is already written
+        structlog.get_logger("ftdojo").warning("benchmark report not written", error=repr(exc))
     console.print(result.to_markdown(), markup=False)
     console.print(f"table: {out / 'bench.md'}  data: {out / 'bench.json'}")
 
@@ -517,14 +522,10 @@ def report_command(
     ],
 ) -> None:
     """Write the HTML report of a run or a benchmark again, and print its path."""
-    from ftdojo.errors import FTDojoError
     from ftdojo.report import write_report
 
-    try:
+    with _cli_errors():
         written = write_report(path.expanduser())
-    except FTDojoError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
     typer.echo(str(written))
 
 
@@ -544,14 +545,10 @@ def export_command(
     home: HomeOption = None,
 ) -> None:
     """Export the final trial's adapter (or, with --merge, a merged model) with a model card."""
-    from ftdojo.errors import FTDojoError
     from ftdojo.export import export_run
 
-    try:
+    with _cli_errors():
         path = export_run(run_dir, out, merge=merge, trial_id=trial, home=home, overwrite=force)
-    except FTDojoError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
     console.print(f"exported to {path} (model card: {path / 'README.md'})")
 
 
@@ -578,10 +575,9 @@ def mlflow_command(
     ] = None,
 ) -> None:
     """Log a run to MLflow: a parent run, and one nested run per trial (needs ftdojo[mlflow])."""
-    from ftdojo.errors import FTDojoError
     from ftdojo.integrations.mlflow import log_run_to_mlflow
 
-    try:
+    with _cli_errors():
         run_id = log_run_to_mlflow(
             run_dir,
             tracking_uri=tracking_uri,
@@ -589,9 +585,6 @@ def mlflow_command(
             all_models=all_models,
             artifact_location=artifact_location,
         )
-    except FTDojoError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
     console.print(f"logged {run_dir} to MLflow experiment {experiment!r}: parent run {run_id}")
 
 

@@ -14,7 +14,6 @@ import hashlib
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +21,7 @@ from typing import Any, BinaryIO
 import filelock
 import structlog
 
+from ftdojo._fs import write_atomic
 from ftdojo.cards import CatalogEntry, DataCatalog, TokenStats
 from ftdojo.errors import DataError, FTDojoError, IntegrityError, ModelError, UnknownSourceError
 from ftdojo.rawformat import dump_records, iter_records, parse_records
@@ -117,19 +117,8 @@ class RawDataRepository:
             shard.mkdir(parents=True, exist_ok=True)
             shard.chmod(0o755)
             try:
-                fd, tmp = tempfile.mkstemp(dir=shard, prefix=".tmp-")
-                try:
-                    with os.fdopen(fd, "wb") as f:
-                        f.write(data)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.chmod(tmp, 0o444)
-                    # Also replaces an existing object of the wrong size (a truncated write).
-                    os.replace(tmp, final)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
-                _fsync_dir(shard)
+                # Also replaces an existing object of the wrong size (a truncated write).
+                write_atomic(final, data, durable=True, mode=0o444)
             finally:
                 shard.chmod(0o555)
         return sha
@@ -177,7 +166,7 @@ class RawDataRepository:
             raise DataError(f"task {spec.name!r} has duplicate source ids: {ids}")
         catalog = DataCatalog(task=spec.name, tokenizer=tokenizer.name, entries=entries)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, to_json(catalog, indent=2).encode("utf-8"))
+        write_atomic(path, to_json(catalog, indent=2), durable=True)
         return catalog
 
     def catalog(self, task_version: str, tokenizer_slug: str) -> DataCatalog:
@@ -348,32 +337,3 @@ def _has_size(path: Path, size: int) -> bool:
         return path.stat().st_size == size
     except FileNotFoundError:
         return False
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0o600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -6,7 +6,8 @@ keeps working for callers that do not know ftdojo::
 
     FTDojoError
     ├── ConfigError (ValueError)            a setting, plan or budget is invalid
-    │   └── PlanError                       a plan (often an LLM's) does not fit the schema
+    │   └── SchemaError                     data (a worker result, a record) does not fit its type
+    │       └── PlanError                   a plan (often an LLM's) does not fit the schema
     ├── TaskError                           something about a task
     │   ├── UnknownTaskError (KeyError)     no task of that name in the registry
     │   └── TaskSpecError (ValueError)      a task definition or task folder is broken
@@ -15,10 +16,13 @@ keeps working for callers that do not know ftdojo::
     ├── IntegrityError                      a checksum does not match what was stored
     ├── ModelError (OSError)                a model cannot be resolved, built or loaded
     ├── SandboxError (RuntimeError)         a child process could not be run as asked
-    │   └── SandboxTimeout (TimeoutError)   it ran past its wall-clock limit
+    │   ├── SandboxTimeout (TimeoutError)   it ran past its wall-clock limit
+    │   └── IsolationError                  the sandbox cannot isolate as strictly as asked
+    ├── JobFailure                          a sandbox job ends itself with an error kind (sandbox.protocol)
     ├── BudgetExhausted                     the run's budget is spent; no more trials
     ├── JournalError                        a run directory or journal is unreadable
     └── AgentError                          an agent broke the session protocol
+        └── LLMError                        an LLM endpoint failed or never gave a valid answer
 
 Failures *inside* a trial (a crash, a timeout, an out-of-memory kill, a NaN loss)
 are not raised: they come back to the agent as :class:`ftdojo.Feedback` with an
@@ -41,6 +45,7 @@ __all__ = [
     "PlanError",
     "SandboxError",
     "SandboxTimeout",
+    "SchemaError",
     "TaskError",
     "TaskSpecError",
     "UnknownSourceError",
@@ -56,8 +61,8 @@ class ConfigError(FTDojoError, ValueError):
     """A setting, plan field or budget has an invalid value."""
 
 
-class PlanError(ConfigError):
-    """A plan does not fit the :class:`ftdojo.Plan` schema.
+class SchemaError(ConfigError):
+    """Data does not fit the type it should build (see :func:`ftdojo.serialization.structure`).
 
     ``field`` names the offending field (dotted path) when it is known.
     """
@@ -65,6 +70,10 @@ class PlanError(ConfigError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message if field is None else f"{field}: {message}")
         self.field = field
+
+
+class PlanError(SchemaError):
+    """A plan (or a part of one) does not fit the :class:`ftdojo.Plan` schema."""
 
 
 class TaskError(FTDojoError):

@@ -24,7 +24,8 @@ from ftdojo._version import __version__
 from ftdojo.artifacts import check_model_artifacts
 from ftdojo.errors import ConfigError, JournalError, ModelError
 from ftdojo.models import EMBEDDED_MODELS, GgufSpec, TinySpec, default_home, resolve_local_model
-from ftdojo.rundir import RunRecord, flatten_plan, plain_files, read_run, trial_model_dir
+from ftdojo.plans import flatten_plan
+from ftdojo.rundir import RunRecord, plain_files, read_run, trial_model_dir
 from ftdojo.serialization import to_json
 
 __all__ = ["BaseModelFacts", "export_run"]

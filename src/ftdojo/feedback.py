@@ -17,6 +17,8 @@ import math
 
 import attrs
 
+from ftdojo.errors import SchemaError
+
 __all__ = [
     "DataFeedback",
     "ErrorKind",
@@ -155,7 +157,7 @@ class EvaluationFeedback:
 
     def __attrs_post_init__(self) -> None:
         if not (math.isfinite(self.score) and 0.0 <= self.score <= 1.0):
-            raise ValueError(f"score must be in [0, 1], got {self.score!r}")
+            raise SchemaError(f"must be in [0, 1], got {self.score!r}", field="score")
 
 
 @attrs.frozen(kw_only=True)

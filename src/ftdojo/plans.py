@@ -9,15 +9,26 @@ source exists, the length fits the context) belong to the validator.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
 
 from ftdojo.errors import PlanError
+from ftdojo.serialization import structure, unstructure
 
-__all__ = ["DataRecipe", "Plan", "SourceSelection", "TrainConfig"]
+__all__ = [
+    "DataRecipe",
+    "FieldChange",
+    "Plan",
+    "SourceSelection",
+    "TrainConfig",
+    "describe_value",
+    "flatten_plan",
+    "plan_diff",
+]
 
 TemplateChoice = Literal["auto", "chat", "plain"]
 TrainMethod = Literal["full", "lora"]
@@ -154,3 +165,113 @@ class Plan:
     def fingerprint(self) -> tuple[DataRecipe, TrainConfig]:
         """What makes two plans the same experiment (the prose does not)."""
         return (self.data, self.train)
+
+
+# -- comparing plans ------------------------------------------------------------------------
+
+#: The plan sections a diff compares: what makes two plans different experiments.
+_SECTIONS: tuple[tuple[str, type[Any]], ...] = (("data", DataRecipe), ("train", TrainConfig))
+
+
+@attrs.frozen(kw_only=True)
+class FieldChange:
+    """One field of a plan's data recipe or training configuration that differs.
+
+    ``field`` is dotted (``"train.learning_rate"``); ``before`` and ``after`` are the
+    values as JSON data, ``None`` where a plan (of an older version) lacks the field.
+    """
+
+    field: str
+    before: Any
+    after: Any
+
+    def describe(self) -> str:
+        """``field: before → after`` in short words."""
+        before = describe_value(self.field, self.before)
+        return f"{self.field}: {before} → {describe_value(self.field, self.after)}"
+
+
+def _plan_data(plan: Plan | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(plan, Plan):
+        return dict(unstructure(plan))
+    data = dict(plan)
+    try:
+        # Fills in the defaults of fields an older journal's plan lacks, so that a field
+        # added later does not show up as a change.
+        return dict(unstructure(structure(data, Plan)))
+    except Exception:  # a plan this version cannot read: compare it as it stands
+        return data
+
+
+def plan_diff(parent: Plan | Mapping[str, Any], child: Plan | Mapping[str, Any]) -> list[FieldChange]:
+    """The fields of the data recipe and the training configuration where ``child``
+    differs from ``parent``, in the order the plan declares them.
+
+    Either plan may be a :class:`~ftdojo.Plan` or its JSON data as a journal holds it.
+    The prose (hypothesis, focus) and the parent link are not compared: they do not
+    change the experiment (see :meth:`ftdojo.Plan.fingerprint`).
+    """
+    before, after = _plan_data(parent), _plan_data(child)
+    changes: list[FieldChange] = []
+    for section, cls in _SECTIONS:
+        old = before.get(section)
+        new = after.get(section)
+        old = old if isinstance(old, Mapping) else {}
+        new = new if isinstance(new, Mapping) else {}
+        declared = [f.name for f in attrs.fields(cls)]
+        extra = sorted((set(old) | set(new)) - set(declared))
+        for name in [*declared, *extra]:
+            if name not in old and name not in new:
+                continue
+            if old.get(name) != new.get(name):
+                changes.append(
+                    FieldChange(field=f"{section}.{name}", before=old.get(name), after=new.get(name))
+                )
+    return changes
+
+
+def describe_value(field: str, value: Any, limit: int = 120) -> str:
+    """A plan field's value (as JSON data) in short words, as :meth:`FieldChange.describe` shows it."""
+    if field == "data.sources" and isinstance(value, list):
+        parts = []
+        for item in value:
+            if isinstance(item, Mapping):
+                cap = item.get("max_records")
+                parts.append(f"{item.get('source')}" + (f" (≤{cap})" if cap else ""))
+            else:
+                parts.append(str(item))
+        return ", ".join(parts) or "none"
+    if isinstance(value, str):
+        lines = value.strip().splitlines()
+        if len(lines) > 1:
+            return f"{lines[0][:limit]} … ({len(lines)} lines)"
+        text = json.dumps(value)
+    elif value is None:
+        return "none"
+    else:
+        text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def flatten_plan(plan: Plan) -> dict[str, Any]:
+    """The plan as dotted names and scalar values (``train.learning_rate``, ``data.sources.0.source``).
+
+    Lists of records get an index per element; lists of scalars stay one value (joined
+    with commas), so that ``train.lora_targets`` reads as it was written.
+    """
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key in sorted(value):
+                walk(f"{prefix}.{key}" if prefix else str(key), value[key])
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
+            for index, item in enumerate(value):
+                walk(f"{prefix}.{index}", item)
+        elif isinstance(value, (list, tuple)):
+            flat[prefix] = ",".join(str(v) for v in value)
+        else:
+            flat[prefix] = value
+
+    walk("", unstructure(plan))
+    return flat

@@ -13,14 +13,11 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
 
 from ftdojo.errors import JournalError, ModelError
 from ftdojo.journal import RunRecord, best_validated, replay
-from ftdojo.plans import Plan
-from ftdojo.serialization import unstructure
 
-__all__ = ["RunRecord", "best_validated", "flatten_plan", "plain_files", "read_run", "trial_model_dir"]
+__all__ = ["RunRecord", "best_validated", "plain_files", "read_run", "trial_model_dir"]
 
 
 def read_run(run_dir: Path | str) -> RunRecord:
@@ -62,27 +59,3 @@ def plain_files(folder: Path) -> list[Path]:
             raise ModelError(f"{entry.path} is a hard link ({entry_info.st_nlink} names)")
         files.append(Path(entry.path))
     return files
-
-
-def flatten_plan(plan: Plan) -> dict[str, Any]:
-    """The plan as dotted names and scalar values (``train.learning_rate``, ``data.sources.0.source``).
-
-    Lists of records get an index per element; lists of scalars stay one value (joined
-    with commas), so that ``train.lora_targets`` reads as it was written.
-    """
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key in sorted(value):
-                walk(f"{prefix}.{key}" if prefix else str(key), value[key])
-        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
-            for index, item in enumerate(value):
-                walk(f"{prefix}.{index}", item)
-        elif isinstance(value, (list, tuple)):
-            flat[prefix] = ",".join(str(v) for v in value)
-        else:
-            flat[prefix] = value
-
-    walk("", unstructure(plan))
-    return flat

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.preconf.json import make_converter
 
-from ftdojo.errors import PlanError
+from ftdojo.errors import PlanError, SchemaError
 
 __all__ = ["converter", "from_json", "structure", "to_json", "unstructure"]
 
@@ -22,8 +22,8 @@ converter = make_converter(forbid_extra_keys=True)
 
 
 def _format_exception(exc: BaseException, type_: type | None) -> str:
-    # A validator's PlanError already says what is wrong; keep its words.
-    if isinstance(exc, PlanError):
+    # A validator's SchemaError already says what is wrong; keep its words.
+    if isinstance(exc, SchemaError):
         return str(exc)
     return cattrs.v.format_exception(exc, type_)
 
@@ -33,17 +33,30 @@ def unstructure(obj: Any) -> Any:
     return converter.unstructure(obj)
 
 
+def _error_class(cls: type) -> type[SchemaError]:
+    """:class:`PlanError` for a plan or a part of one, :class:`SchemaError` for anything else.
+
+    Agents catch ``PlanError`` for the plans they write; a malformed worker result or
+    journal record is not a plan's fault and must not read as one.
+    """
+    # Imported here: ftdojo.plans imports this module.
+    from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
+
+    return PlanError if cls in (Plan, DataRecipe, TrainConfig, SourceSelection) else SchemaError
+
+
 def structure(data: Any, cls: type[T]) -> T:
-    """Build ``cls`` from plain data; raises :class:`PlanError` naming the bad field."""
+    """Build ``cls`` from plain data; raises :class:`SchemaError` naming the bad field
+    (:class:`PlanError` when ``cls`` is a plan or a part of one)."""
     try:
         return converter.structure(data, cls)
-    except PlanError:
+    except SchemaError:
         raise
     except cattrs.BaseValidationError as exc:
         messages = cattrs.transform_error(exc, format_exception=_format_exception)
-        raise PlanError("; ".join(messages) or str(exc)) from exc
+        raise _error_class(cls)("; ".join(messages) or str(exc)) from exc
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise PlanError(f"cannot build {cls.__name__}: {exc}") from exc
+        raise _error_class(cls)(f"cannot build {cls.__name__}: {exc}") from exc
 
 
 def to_json(obj: Any, *, indent: int | None = None) -> str:
@@ -51,8 +64,9 @@ def to_json(obj: Any, *, indent: int | None = None) -> str:
 
 
 def from_json(text: str | bytes, cls: type[T]) -> T:
+    """Build ``cls`` from JSON text; raises as :func:`structure` does, for the JSON itself too."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PlanError(f"not valid JSON: {exc}") from exc
+        raise _error_class(cls)(f"not valid JSON: {exc}") from exc
     return structure(data, cls)

@@ -187,7 +187,7 @@ async def test_every_attack_fails_is_recorded_and_the_run_survives(
 
 
 class CompromisedTrainerDojo(Dojo):
-    train_entry = "ftdojo.testing_jobs:compromised_trainer"
+    train_entry = "ftdojo.testing.jobs:compromised_trainer"
 
 
 async def test_models_a_compromised_trainer_leaves_are_refused(ftdojo_home: Path, tmp_path: Path) -> None:

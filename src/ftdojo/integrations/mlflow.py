@@ -14,7 +14,7 @@ What goes where:
   ``usage/*``; artifacts ``journal.jsonl``, ``result.json`` and ``report.html`` when they
   exist. A run that did not finish ends ``KILLED``.
 * one nested run per trial (tag ``mlflow.parentRunId``): the plan as params with dotted
-  names (:func:`ftdojo.rundir.flatten_plan`); the loss curve as ``train/loss`` with its
+  names (:func:`ftdojo.plans.flatten_plan`); the loss curve as ``train/loss`` with its
   steps (and ``train/learning_rate``, ``train/grad_norm``); ``validation/score`` and
   ``validation/category/<name>``; ``seconds/<stage>`` and ``peak_memory_mb/<stage>``;
   a failed trial ends ``FAILED`` with tags ``ftdojo.error_kind`` and
@@ -33,8 +33,9 @@ from typing import Any
 
 from ftdojo._version import __version__
 from ftdojo.errors import ConfigError, FTDojoError
+from ftdojo.plans import flatten_plan
 from ftdojo.results import Trial
-from ftdojo.rundir import RunRecord, flatten_plan, plain_files, read_run, trial_model_dir
+from ftdojo.rundir import RunRecord, plain_files, read_run, trial_model_dir
 from ftdojo.serialization import to_json
 
 __all__ = ["log_run_to_mlflow"]

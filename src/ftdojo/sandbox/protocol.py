@@ -108,7 +108,7 @@ class WorkerContext:
 
     def _write_raw(self, data: bytes) -> None:
         # Private: writes bytes to the channel as they are. The worker uses it for its own
-        # events, and ftdojo.testing_jobs to check that the parent survives garbage.
+        # events, and ftdojo.testing.jobs to check that the parent survives garbage.
         view = memoryview(data)
         with self._lock:
             while view:

@@ -8,6 +8,9 @@
 * :class:`ChatCompletionsServer` is a loopback HTTP server that speaks the OpenAI
   chat-completions protocol with scripted :class:`ChatReply` answers (plans, garbage,
   slow answers, 429 and 500), for testing an LLM planner without a model or a network.
+
+:mod:`ftdojo.testing.jobs` holds misbehaving sandbox jobs (hangs, crashes, floods),
+for checking that a sandbox contains them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Deliberately misbehaving sandbox jobs, for checking that a sandbox contains them.
 
 Each function is an entry for :class:`ftdojo.sandbox.Job`, e.g.
-``Job(entry="ftdojo.testing_jobs:hang", payload={"ignore_sigterm": True}, stage=Stage.TRAIN)``.
+``Job(entry="ftdojo.testing.jobs:hang", payload={"ignore_sigterm": True}, stage=Stage.TRAIN)``.
 They import nothing heavy, so they start in a fraction of a second.
 """
 
@@ -20,9 +20,11 @@ from ftdojo.sandbox.protocol import MAX_EVENT_BYTES, JobFailure, WorkerContext
 
 __all__ = [
     "allocate",
+    "compromised_trainer",
     "crash",
     "echo",
     "env",
+    "fill_disk",
     "flood",
     "garbage_events",
     "hang",
@@ -31,6 +33,7 @@ __all__ = [
     "many_events",
     "nan_loss",
     "network",
+    "run_code",
     "segfault",
 ]
 
