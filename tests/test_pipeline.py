@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ftdojo import Budget, DataRecipe, Dojo, ErrorKind, Plan, SourceSelection, Stage, TrainConfig
-from ftdojo.errors import PlanError
+from ftdojo.errors import SchemaError
 from ftdojo.feedback import DataFeedback
 from ftdojo.jobs.contracts import BuildJob, EvalJob, TrainJob
 from ftdojo.pipeline import JobEntries, StageLedger, smoke_config
@@ -108,7 +108,7 @@ def test_job_payloads_round_trip_through_json(
 
 def test_a_payload_that_misses_a_field_is_refused_by_name() -> None:
     payload = {"task": {"name": "math"}, "items_path": "/i", "model_path": "/m", "error_samples": 3}
-    with pytest.raises(PlanError, match="batch_size"):
+    with pytest.raises(SchemaError, match="batch_size"):
         structure(payload, EvalJob)  # the Dojo decides the batch: the job has no default of its own
 
 

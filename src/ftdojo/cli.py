@@ -591,13 +591,9 @@ def mlflow_command(
 def _make_planner(name: str, seed: int, llm_rationales: int) -> Any:
     """The planner ``--planner NAME`` asks for; exits with a clear error for an unknown one."""
     from ftdojo.agent.registry import PlannerOptions, make_planner
-    from ftdojo.errors import FTDojoError
 
-    try:
+    with _cli_errors():
         return make_planner(name, PlannerOptions(seed=seed, synthesize_rationales=llm_rationales))
-    except FTDojoError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
 
 
 def _untrusted_factory(entry: str, seed: int) -> Any:

@@ -37,6 +37,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import structlog
 
+from ftdojo._fs import write_atomic
 from ftdojo.budget import BudgetClock
 from ftdojo.cards import DataCatalog, TaskCard
 from ftdojo.contamination import ContaminationAudit
@@ -811,9 +812,7 @@ class Dojo:
         )
         run.journal.append(RecordKind.RUN_FINISHED, result=unstructure(result))
         # A readable summary beside the journal (the journal stays the source of truth).
-        summary = run.run_dir / "result.json"
-        summary.with_suffix(".tmp").write_text(to_json(result, indent=2))
-        os.replace(summary.with_suffix(".tmp"), summary)
+        write_atomic(run.run_dir / "result.json", to_json(result, indent=2))
         for finisher in self.finishers:
             await self._call_finisher(finisher, run)
         self._emit({"type": "run_finished", "run_id": run.run_id, "test_score": test_score})

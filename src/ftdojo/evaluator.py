@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
+from ftdojo._fs import write_atomic
 from ftdojo.cards import DataCatalog
 from ftdojo.contamination import (
     ContaminationAudit,
@@ -68,12 +69,9 @@ class JobLauncher(Protocol):
 
 
 def _write_items(path: Path, items: list[EvalItem]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as fh:
-        for item in items:
-            fh.write(json.dumps(unstructure(item), sort_keys=True) + "\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    # Readable by the Dojo's user alone, like the folder that holds it.
+    lines = "".join(json.dumps(unstructure(item), sort_keys=True) + "\n" for item in items)
+    write_atomic(path, lines, mode=0o600)
 
 
 @attrs.frozen(kw_only=True)

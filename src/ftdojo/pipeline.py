@@ -24,7 +24,7 @@ import attrs
 from ftdojo.artifacts import check_model_artifacts
 from ftdojo.budget import BudgetClock
 from ftdojo.cards import DataCatalog
-from ftdojo.errors import PlanError as SchemaError
+from ftdojo.errors import SchemaError
 from ftdojo.evaluator import HeldOutEvaluator, JobLauncher
 from ftdojo.feedback import (
     DataFeedback,

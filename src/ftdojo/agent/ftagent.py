@@ -20,7 +20,7 @@ from ftdojo.agent.protocols import (
     Verdict,
 )
 from ftdojo.agent.validator import FailFastValidator
-from ftdojo.errors import BudgetExhausted, PlanError
+from ftdojo.errors import BudgetExhausted, SchemaError
 from ftdojo.serialization import structure, unstructure
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class FTAgent:
         if stored is not None:
             try:
                 return structure(stored, Diagnosis)
-            except PlanError as exc:  # written by another version: analyse afresh
+            except SchemaError as exc:  # written by another version: analyse afresh
                 log.warning("journalled diagnosis unreadable", trial_id=trial.trial_id, error=str(exc))
         return self.analyzer.analyze(trial, parent)
 

@@ -19,9 +19,9 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import attrs
 
@@ -30,7 +30,12 @@ from ftdojo.feedback import Feedback
 from ftdojo.plans import Plan
 
 if TYPE_CHECKING:
+    from ftdojo.cards import DataCatalog, TaskCard
+    from ftdojo.models import ModelInfo
+    from ftdojo.results import Budget, BudgetLeft, Rejection, Trial
     from ftdojo.session import Agent, Session
+
+_T = TypeVar("_T")
 
 __all__ = ["ChatCompletionsServer", "ChatReply", "ObservingAgent", "ScriptedAgent"]
 
@@ -55,32 +60,81 @@ class ScriptedAgent:
 
 
 class _RecordingSession:
-    """Passes every call through to the real session and keeps what came back."""
+    """Passes every call through to the real session and keeps what came back.
+
+    It spells out every member of :class:`~ftdojo.session.Session` (a test keeps the
+    two in step), so the wrapped agent sees the protocol and nothing more.
+    """
 
     def __init__(self, session: Session, seen: list[Any]) -> None:
         self._session = session
         self._seen = seen
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._session, name)
-        if callable(value) and name in {"smoke", "submit"}:
-
-            async def recorded(*args: Any, **kwargs: Any) -> Any:
-                result = await value(*args, **kwargs)
-                self._seen.append(result)
-                return result
-
-            return recorded
-        if callable(value):
-
-            def recorded_sync(*args: Any, **kwargs: Any) -> Any:
-                result = value(*args, **kwargs)
-                self._seen.append(result)
-                return result
-
-            return recorded_sync
+    def _keep(self, value: _T) -> _T:
         self._seen.append(value)
         return value
+
+    @property
+    def card(self) -> TaskCard:
+        return self._keep(self._session.card)
+
+    @property
+    def catalog(self) -> DataCatalog:
+        return self._keep(self._session.catalog)
+
+    @property
+    def model(self) -> ModelInfo:
+        return self._keep(self._session.model)
+
+    @property
+    def history(self) -> tuple[Trial, ...]:
+        return self._keep(self._session.history)
+
+    @property
+    def budget(self) -> Budget:
+        return self._keep(self._session.budget)
+
+    @property
+    def budget_left(self) -> BudgetLeft:
+        return self._keep(self._session.budget_left)
+
+    @property
+    def memory_limit_bytes(self) -> int | None:
+        return self._keep(self._session.memory_limit_bytes)
+
+    @property
+    def rejections(self) -> tuple[Rejection, ...]:
+        return self._keep(self._session.rejections)
+
+    def open_source(self, source_id: str) -> BinaryIO:
+        return self._keep(self._session.open_source(source_id))
+
+    def read_source(self, source_id: str) -> Iterator[dict[str, Any]]:
+        return self._keep(self._session.read_source(source_id))
+
+    async def smoke(self, plan: Plan) -> Feedback:
+        return self._keep(await self._session.smoke(plan))
+
+    async def submit(self, plan: Plan) -> Feedback:
+        return self._keep(await self._session.submit(plan))
+
+    def choose_final(self, trial_id: str) -> None:
+        self._keep(self._session.choose_final(trial_id))
+
+    def annotate(self, trial_id: str, key: str, value: Any) -> None:
+        self._keep(self._session.annotate(trial_id, key, value))
+
+    def annotations(self, trial_id: str) -> dict[str, Any]:
+        return self._keep(self._session.annotations(trial_id))
+
+    def record_rejection(
+        self, plan: Plan, reasons: Sequence[str], *, seconds: float, projected_seconds: float | None = None
+    ) -> Rejection:
+        return self._keep(
+            self._session.record_rejection(
+                plan, reasons, seconds=seconds, projected_seconds=projected_seconds
+            )
+        )
 
 
 class ObservingAgent:
@@ -91,7 +145,7 @@ class ObservingAgent:
         self.seen: list[Any] = []
 
     async def run(self, session: Session) -> None:
-        await self.inner.run(_RecordingSession(session, self.seen))  # type: ignore[arg-type]
+        await self.inner.run(_RecordingSession(session, self.seen))
 
 
 @attrs.frozen(kw_only=True)
