@@ -143,13 +143,15 @@ class RunRecord:
     #: ``{"agent": "package.module:Class", "planner": ...}``; ``None`` in older journals.
     agent: dict[str, Any] | None
     trials: tuple[Trial, ...]
-    #: The run reached ``run_finished`` after its last trial (not killed, or resumed to the end).
+    #: The run reached ``run_finished`` after its last trial and its last resume (it was
+    #: not killed, or was resumed to the end).
     finished: bool
     #: The trial the run chose as its final model; when the run did not finish, the best
     #: validated trial (highest score, earliest on ties, as the Dojo would choose).
     final_trial_id: str | None
     stop_reason: str | None
-    #: Held-out test scores by trial id (only the final trial of a finished run has one).
+    #: Held-out test scores by trial id (only the final trial of a finished run has one;
+    #: a resume voids what an earlier finish scored).
     test_scores: dict[str, float]
     test_per_category: dict[str, dict[str, float]]
     baseline: BaselineResult | None
@@ -170,7 +172,9 @@ class RunRecord:
     smokes: int = 0
     resumes: int = 0
     agent_failures: tuple[str, ...] = ()
-    #: What :func:`replay` skipped in tolerant mode: ``"line N: why"`` for each record.
+    #: The ``run_finished`` record's result, as written, when :attr:`finished`.
+    result: dict[str, Any] | None = None
+    #: What :func:`replay` skipped in tolerant mode: ``"record N (kind): why"`` for each.
     skipped: tuple[str, ...] = ()
 
     @property
@@ -255,6 +259,10 @@ def replay(path: Path | str, *, tolerant: bool = False) -> RunRecord:
             elif kind is RecordKind.RUN_RESUMED:
                 resumes += 1
                 isolation = record.get("isolation", isolation)
+                # What an earlier finish chose and scored no longer stands once the run goes on.
+                finished, finished_after_last_trial, contamination = None, False, None
+                test_scores.clear()
+                test_per_category.clear()
                 if isinstance(record.get("agent"), dict):
                     agent = record["agent"]
             elif kind is RecordKind.TRIAL:
@@ -352,5 +360,6 @@ def replay(path: Path | str, *, tolerant: bool = False) -> RunRecord:
         smokes=smokes,
         resumes=resumes,
         agent_failures=tuple(agent_failures),
+        result=finished if finished is not None and finished_after_last_trial else None,
         skipped=tuple(skipped),
     )

@@ -17,12 +17,12 @@ from typing import Any
 import attrs
 
 from ftdojo.errors import JournalError
-from ftdojo.journal import Journal
+from ftdojo.journal import replay
 from ftdojo.plans import DataRecipe, Plan, describe_value, plan_diff
 from ftdojo.report.charts import data_chart, loss_chart, scores_chart
 from ftdojo.report.html import REPORT_NAME, escape, fmt, img, page, table, write_page
 from ftdojo.report.values import as_dict, as_list, lookup, number
-from ftdojo.serialization import structure
+from ftdojo.serialization import structure, to_json
 
 __all__ = ["write_run_report"]
 
@@ -54,54 +54,45 @@ class _RunPageData:
     tokens: int | None = None
 
 
+def _plain(value: Any) -> Any:
+    # JSON data exactly as the journal holds it (enums as their values): what the page reads.
+    return json.loads(to_json(value))
+
+
 def _read_run(run_dir: Path) -> _RunPageData:
+    """The page's data from the journal's one reader, :func:`ftdojo.journal.replay`, in its
+    tolerant mode: a record an older version wrote differently is skipped, not fatal."""
     path = run_dir / "journal.jsonl"
     if not path.is_file():
         raise JournalError(f"{path} does not exist: {run_dir} is not a run directory")
-    run = _RunPageData()
-    try:
-        records = list(Journal(path).records())
-    except (OSError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
-        raise JournalError(f"{path} cannot be read: {exc}") from exc
-    if not records:
-        raise JournalError(f"{path} holds no journal record")
-    for record in records:
-        kind = record.get("kind")
-        if kind == "run_started":
-            run.started = record
-        elif kind == "run_resumed":
-            run.resumes += 1
-            # What an earlier finish chose no longer stands once the run goes on.
-            run.finished, run.test, run.contamination = None, None, None
-        elif kind == "trial" and isinstance(record.get("trial"), dict):
-            trial = record["trial"]
-            run.trials.append(trial)
-            seconds = number(record.get("seconds"))
-            if seconds is not None:
-                run.elapsed[str(trial.get("trial_id"))] = seconds
-            tokens = number(record.get("tokens_total"))
-            run.tokens = int(tokens) if tokens is not None else run.tokens
-        elif kind == "annotation":
-            run.annotations.setdefault(str(record.get("trial_id")), {})[str(record.get("key"))] = record.get(
-                "value"
-            )
-        elif kind == "rejection" and isinstance(record.get("rejection"), dict):
-            run.rejections.append(record["rejection"])
-        elif kind == "violation" and isinstance(record.get("violation"), dict):
-            run.violations.append(record["violation"])
-        elif kind == "smoke":
-            run.smokes += 1
-        elif kind == "test_score":
-            run.test = record
-        elif kind == "contamination" and isinstance(record.get("audit"), dict):
-            run.contamination = record["audit"]
-        elif kind == "baseline" and isinstance(record.get("baseline"), dict):
-            run.baseline = record["baseline"]
-        elif kind == "agent_failed":
-            run.agent_failures.append(str(record.get("error", "")))
-        elif kind == "run_finished" and isinstance(record.get("result"), dict):
-            run.finished = record["result"]
-    return run
+    record = replay(path, tolerant=True)
+    test: dict[str, Any] | None = None
+    if record.test_scores:
+        trial_id, score = list(record.test_scores.items())[-1]
+        test = {"trial_id": trial_id, "score": score}
+    started = {
+        "run_id": record.run_id,
+        "task": record.task,
+        "model": record.model,
+        "budget": _plain(record.budget) if record.budget is not None else None,
+        "isolation": _plain(record.isolation) if record.isolation is not None else None,
+    }
+    return _RunPageData(
+        started=started,
+        resumes=record.resumes,
+        trials=[_plain(trial) for trial in record.trials],
+        elapsed=dict(record.elapsed),
+        annotations={k: dict(v) for k, v in record.annotations.items()},
+        rejections=[_plain(r) for r in record.rejections],
+        violations=[_plain(v) for v in record.violations],
+        smokes=record.smokes,
+        test=test,
+        contamination=_plain(record.contamination) if record.contamination is not None else None,
+        baseline=_plain(record.baseline) if record.baseline is not None else None,
+        agent_failures=list(record.agent_failures),
+        finished=record.result,
+        tokens=record.tokens_spent if record.trials else None,
+    )
 
 
 # -- the page ------------------------------------------------------------------------------
