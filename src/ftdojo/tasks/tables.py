@@ -41,7 +41,6 @@ import itertools
 import math
 import random
 import re
-import string
 from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
@@ -50,6 +49,7 @@ import attrs
 
 from ftdojo.errors import DataError, TaskSpecError
 from ftdojo.scoring.numeric import canonical_number, format_decimal, normalize_label, parse_number
+from ftdojo.tasks._reference import country_names, normalize_question, template_regex
 from ftdojo.tasks.spec import EvalItem, Example, RawSource
 from ftdojo.tasks.synthetic import (
     SourceQuality,
@@ -67,11 +67,8 @@ __all__ = [
     "TableFactCheck",
     "TableNumericalReasoning",
     "TableTask",
-    "country_names",
-    "normalize_question",
     "parse_table",
     "table_key",
-    "template_regex",
 ]
 
 #: Longest prompt (table, question and instruction) any item of these tasks has.
@@ -84,32 +81,11 @@ _INDICATORS = ("GDP", "Exports", "Imports", "Debt", "Jobs", "Tax", "Power", "Car
 _FIRST_YEARS = range(2008, 2022)
 _VALUES = range(10, 100)
 _CENT = Decimal("0.01")
-# Countries, territories or places whose figures no table of economic data would hold.
-_NOT_ECONOMIES = frozenset({"Antarctica"})
 # The answer line every response ends with; the first one in an output is the answer.
 _ANSWER_LINE = re.compile(r"Answer:[ \t]*([^\n]*)")
 
 
 # -- reference data ------------------------------------------------------------------------
-
-
-@functools.cache
-def country_names() -> tuple[str, ...]:
-    """Short country names from pycountry (common name where ISO's is long), sorted.
-
-    Only names of letters and spaces up to 12 characters are kept: they fit a compact
-    table cell and cannot be mistaken for Markdown or CSV syntax.
-    """
-    import pycountry
-
-    names = {getattr(c, "common_name", None) or c.name for c in pycountry.countries}
-    return tuple(
-        sorted(
-            n
-            for n in names
-            if len(n) <= 12 and n.replace(" ", "").isalpha() and n.isascii() and n not in _NOT_ECONOMIES
-        )
-    )
 
 
 @functools.cache
@@ -260,29 +236,6 @@ _FIELD_PATTERNS = {
     "a": _NAME, "b": _NAME, "col": _COLUMN, "x": _COLUMN, "y": _COLUMN,
     "first": _YEAR, "last": _YEAR, "v": _NUMBER,
 }  # fmt: skip
-
-
-def normalize_question(text: str) -> str:
-    """``text`` with runs of whitespace made one space and end punctuation dropped."""
-    return " ".join(text.split()).rstrip(".?!").rstrip()
-
-
-def template_regex(template: str, patterns: Mapping[str, str]) -> re.Pattern[str]:
-    """A case-insensitive pattern matching :func:`normalize_question` of the template's renderings.
-
-    Each ``{field}`` becomes a named group with the pattern ``patterns[field]`` (a field
-    used again must repeat the same text); the literal text must match exactly (up to case).
-    """
-    parts: list[str] = []
-    seen: set[str] = set()
-    for literal, field, _, _ in string.Formatter().parse(normalize_question(template)):
-        parts.append(re.escape(literal))
-        if field in seen:
-            parts.append(f"(?P={field})")
-        elif field:
-            parts.append(f"(?P<{field}>{patterns[field]})")
-            seen.add(field)
-    return re.compile("".join(parts), re.IGNORECASE)
 
 
 @attrs.frozen
