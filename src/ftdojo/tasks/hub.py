@@ -43,6 +43,7 @@ import attrs
 import structlog
 
 from ftdojo.errors import DataError, TaskSpecError
+from ftdojo.scoring.answers import last_boxed, normalize_math_answer
 from ftdojo.scoring.chemistry import (
     Edit,
     canonical_smiles,
@@ -51,7 +52,6 @@ from ftdojo.scoring.chemistry import (
     parse_smiles,
 )
 from ftdojo.scoring.labels import canonical_paragraphs, parse_paragraph_numbers
-from ftdojo.tasks.math import _last_boxed, _normalize_answer
 from ftdojo.tasks.spec import EvalItem, Example, RawSource, TaskSpec, normalize_text
 
 __all__ = [
@@ -323,15 +323,6 @@ class HubTask(TaskSpec):
         self._loaded: dict[str, list[dict[str, Any]]] = {}
         self._built: tuple[tuple[RawSource, ...], tuple[EvalItem, ...], tuple[EvalItem, ...]] | None = None
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and isinstance(other, HubTask) and other.params == self.params
-
-    def __hash__(self) -> int:
-        return hash((type(self).__qualname__, json.dumps(self.params, sort_keys=True)))
-
     # -- loading ----------------------------------------------------------------------
 
     def _load(self, dataset: HubDataset) -> list[dict[str, Any]]:
@@ -602,17 +593,17 @@ class AimeMath(HubTask):
     INSTRUCTION = "\nRemember to put your final answer within \\boxed{}."
 
     def reference_of(self, record: Mapping[str, Any], fields: FieldMap) -> str:
-        return _normalize_answer(_text(record, fields.answer, self.name).strip())
+        return normalize_math_answer(_text(record, fields.answer, self.name).strip())
 
     def render_response(self, answer: str, rationale: str) -> str:
         final = f"The answer is \\boxed{{{answer}}}."
         if not rationale:
             return final
-        return rationale if _last_boxed(rationale) is not None else f"{rationale}\n{final}"
+        return rationale if last_boxed(rationale) is not None else f"{rationale}\n{final}"
 
     def extract_answer(self, output: str) -> str | None:
-        content = _last_boxed(output)
-        return None if content is None else _normalize_answer(content)
+        content = last_boxed(output)
+        return None if content is None else normalize_math_answer(content)
 
     def verify(self, record: dict[str, Any]) -> bool | None:
         """Whether the solution's boxed answer equals the answer field; ``None`` without both."""
@@ -620,7 +611,7 @@ class AimeMath(HubTask):
         if not isinstance(solution, str) or answer is None:
             return None
         boxed = self.extract_answer(solution)
-        return None if boxed is None else boxed == _normalize_answer(str(answer).strip())
+        return None if boxed is None else boxed == normalize_math_answer(str(answer).strip())
 
 
 # -- patents: PANORAMA ---------------------------------------------------------------------

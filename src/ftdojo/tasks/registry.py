@@ -120,7 +120,7 @@ def task_reference(task: TaskSpec) -> dict[str, Any]:
     return {
         "name": task.name,
         "class": f"{cls.__module__}:{cls.__qualname__}",
-        "params": dict(getattr(task, "params", {})),
+        "params": dict(task.params),
     }
 
 
