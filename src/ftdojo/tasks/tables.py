@@ -317,8 +317,7 @@ def _quoted(table: Table, values: Sequence[int]) -> str:
     """``Chile 22 + Peru 63 + ...``: a column's cells (``values``), each after its row's label.
 
     Quoting the label before each cell is what lets a small model copy the right cell:
-    with bare numbers (``22+63``) SmolLM2 copied cells from the wrong row (calibration
-    of version 1).
+    with bare numbers (``22+63``) SmolLM2 copies cells from the wrong row.
     """
     return " + ".join(f"{label} {v}" for label, v in zip(table.labels, values, strict=True))
 
@@ -934,8 +933,8 @@ class TableDataAnalysis(TableTask):
         "spread": _solve_spread,
     }
     TARGETS: ClassVar[dict[str, tuple[str, ...]]] = {"trend": _DIRECTIONS, "correlation": _SIGNS}
-    # 2: workings quote each cell after its row's label; aggregate and spread tables have
-    # 3-4 rows (3-6 before), so that SmolLM2 can learn them in a 40K-token trial.
+    # Workings quote each cell after its row's label, and aggregate and spread tables have
+    # 3-4 rows: the form SmolLM2 learns in a 40K-token trial (measurements in docs/tasks.md).
     GENERATOR_VERSION = 2
 
     def _draw(self, rng: random.Random, category: str, target: str | None) -> _Item:
@@ -1038,9 +1037,9 @@ class TableFactCheck(TableTask):
     output_format = "Answer: True | Answer: False"
     metric = "accuracy"
     categories = ("comparison", "superlative", "aggregate", "trend")
-    # Version 2: the worked solutions show the step that decides ("Chile 15 < Peru 34",
-    # "Highest: Peru 34, not Chile 15", "... = 87 (stated 90)", "95 > 51 < 90"), where
-    # version 1 listed the cells only; SmolLM2 stayed at a coin toss learning from those.
+    # Worked solutions show the step that decides ("Chile 15 < Peru 34", "Highest: Peru 34,
+    # not Chile 15", "... = 87 (stated 90)", "95 > 51 < 90"), not just the cells: from the
+    # cells alone SmolLM2 learns no better than a coin toss.
     GENERATOR_VERSION = 2
     INSTRUCTION = "Is it true? End with 'Answer: True' or 'Answer: False'."
     TEMPLATES: ClassVar[dict[str, tuple[_Template, ...]]] = {
@@ -1200,8 +1199,8 @@ class TableNumericalReasoning(TableTask):
         "ratio": _solve_ratio,
         "rank": _solve_rank,
     }
-    # 2: workings quote each cell after its row's label, tables have 3-4 rows (3-6
-    # before), so that SmolLM2 can learn the task in a 40K-token trial.
+    # Workings quote each cell after its row's label, and tables have 3-4 rows: the form
+    # SmolLM2 learns in a 40K-token trial (measurements in docs/tasks.md).
     GENERATOR_VERSION = 2
 
     def _draw(self, rng: random.Random, category: str, target: str | None) -> _Item:
