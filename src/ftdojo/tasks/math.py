@@ -6,7 +6,7 @@ model (which scores 0). Hence problems are short and templated (single-digit
 operands, 6 wordings per category, names and items drawn from small lists) and the
 worked solutions are terse: every character is a token for such a model.
 
-Four raw sources of varying quality are generated, all deterministic in ``seed``:
+Five raw sources of varying quality are generated, all deterministic in ``seed``:
 clean worked solutions, answers without working, a forum scrape in which exactly
 ``round(0.2 * n)`` answers are wrong (detectable by recomputing the arithmetic, see
 :meth:`MathWordProblems.verify`), off-domain trivia, and a CSV export of answer sheets
