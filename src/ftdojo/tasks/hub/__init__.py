@@ -25,7 +25,8 @@ and tests, ``local_files`` replaces any hub load by local files of the same sche
 The package: :mod:`~ftdojo.tasks.hub._base` holds what every hub task shares (datasets,
 loading, the split rule, :class:`HubTask`); one module per domain defines the tasks
 (``math``, ``patent``, ``chemistry``, ``finance``, ``tables``). Every hub task class is
-named ``Hub...``, apart from the generated suite's classes of the same domain.
+named ``Hub...``, so that none is confused with the generated suite's class for the same
+task (``HubTableFactCheck`` here, ``ftdojo.tasks.tables.TableFactCheck`` in the suite).
 """
 
 from ftdojo.tasks.hub._base import (
