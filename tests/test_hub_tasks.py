@@ -24,6 +24,7 @@ from ftdojo.errors import DataError, TaskSpecError
 from ftdojo.metrics import available_metrics, load_metric
 from ftdojo.rawformat import dump_records, parse_records
 from ftdojo.tasks import hub
+from ftdojo.tasks.hub._base import _jsonable
 from ftdojo.tasks.registry import HUB, SUITE, get_task, get_task_class, task_from_reference, task_reference
 from ftdojo.tasks.spec import EvalItem, normalize_text
 
@@ -115,18 +116,18 @@ def test_importing_and_listing_hub_tasks_does_not_import_datasets() -> None:
 
 def test_local_files_must_name_known_loads_and_usable_files(tmp_path: Path) -> None:
     with pytest.raises(TaskSpecError, match="nope"):
-        hub.AimeMath(local_files={"nope": str(FIXTURES / "deepscaler.jsonl")})
+        hub.HubAimeMath(local_files={"nope": str(FIXTURES / "deepscaler.jsonl")})
     odd = tmp_path / "deepscaler.txt"
     odd.write_text("x")
-    task = hub.AimeMath(local_files={**fixture_files(hub.AimeMath), "deepscaler": str(odd)})
+    task = hub.HubAimeMath(local_files={**fixture_files(hub.HubAimeMath), "deepscaler": str(odd)})
     with pytest.raises(TaskSpecError, match=r"\.txt"):
         task.raw_sources()
 
 
 def test_a_missing_local_file_is_a_data_error_naming_it(tmp_path: Path, cache_dir: str) -> None:
-    files = fixture_files(hub.AimeMath)
+    files = fixture_files(hub.HubAimeMath)
     files["aime2025_ii"] = str(tmp_path / "gone.jsonl")
-    task = hub.AimeMath(local_files=files, cache_dir=cache_dir)
+    task = hub.HubAimeMath(local_files=files, cache_dir=cache_dir)
     with pytest.raises(DataError, match=r"gone\.jsonl"):
         task.eval_splits()
 
@@ -321,17 +322,19 @@ def test_worker_recreation_gives_an_equal_task(tasks: dict[str, hub.HubTask], na
 
 
 def test_version_follows_parameters_and_local_files(tmp_path: Path, cache_dir: str) -> None:
-    files = fixture_files(hub.AimeMath)
-    first = hub.AimeMath(local_files=files, cache_dir=cache_dir).version()
-    assert hub.AimeMath(local_files=files, cache_dir=cache_dir).version() == first
+    files = fixture_files(hub.HubAimeMath)
+    first = hub.HubAimeMath(local_files=files, cache_dir=cache_dir).version()
+    assert hub.HubAimeMath(local_files=files, cache_dir=cache_dir).version() == first
     copy = tmp_path / "deepscaler.jsonl"
     copy.write_bytes(Path(files["deepscaler"]).read_bytes())
-    moved = hub.AimeMath(local_files={**files, "deepscaler": str(copy)}, cache_dir=cache_dir)
+    moved = hub.HubAimeMath(local_files={**files, "deepscaler": str(copy)}, cache_dir=cache_dir)
     assert moved.version() != first
     before = moved.version()
     copy.write_bytes(copy.read_bytes() + b"\n")
     assert moved.version() != before
-    assert hub.AimeMath(revisions={"opencompass/AIME2025": "abc123"}).version() != hub.AimeMath().version()
+    assert (
+        hub.HubAimeMath(revisions={"opencompass/AIME2025": "abc123"}).version() != hub.HubAimeMath().version()
+    )
     assert "/" not in first
     assert not first.startswith(".")
 
@@ -356,8 +359,8 @@ def test_rows_are_stored_as_plain_json() -> None:
         "nested": {"k": (1, 2.5, math.inf)},
     }
     expected = {"when": "2024-05-01", "score": None, "blob": "ab\ufffd", "nested": {"k": [1, 2.5, None]}}
-    assert hub._jsonable(row) == expected
-    json.dumps(hub._jsonable(row), allow_nan=False)
+    assert _jsonable(row) == expected
+    json.dumps(_jsonable(row), allow_nan=False)
 
 
 # -- task specifics ---------------------------------------------------------------------------
@@ -499,11 +502,11 @@ _BETTER_MOLECULE = {"OCCO": "CCCCO", "CCN": "CCNC(C)C"}  # higher logP / QED, sa
 
 
 def gold_output(task: hub.HubTask, item: EvalItem) -> str:
-    if isinstance(task, hub.ChemEditing):
+    if isinstance(task, hub.HubChemEditing):
         return json.dumps({"output": json.loads(item.reference)["example"]})
-    if isinstance(task, hub.ChemOptimization):
+    if isinstance(task, hub.HubChemOptimization):
         return json.dumps({"Final Target Molecule": _BETTER_MOLECULE[json.loads(item.reference)["source"]]})
-    if isinstance(task, hub.TableVisualization):
+    if isinstance(task, hub.HubTableVisualization):
         code = _CHART_CODE[json.loads(item.reference)["kind"]]
         return f"```python\ndf = pd.read_csv('table.csv')\n{code}\n```"
     if task.name.startswith("hub_chem"):

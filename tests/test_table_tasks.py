@@ -22,6 +22,7 @@ from ftdojo.scoring.numeric import (
     tolerance_match,
     tolerance_scores,
 )
+from ftdojo.tasks._reference import country_names
 from ftdojo.tasks.registry import get_task, task_reference
 from ftdojo.tasks.spec import RawSource, normalize_text
 from ftdojo.tasks.tables import (
@@ -32,7 +33,6 @@ from ftdojo.tasks.tables import (
     TableFactCheck,
     TableNumericalReasoning,
     TableTask,
-    country_names,
     parse_table,
 )
 

@@ -26,10 +26,13 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 __all__ = [
+    "MAX_EXPONENT",
     "RELATIVE_TOLERANCE",
+    "canonical_literal",
     "canonical_number",
     "format_decimal",
     "normalize_label",
+    "parse_literal",
     "parse_number",
     "tolerance_match",
     "tolerance_scores",
@@ -40,8 +43,25 @@ RELATIVE_TOLERANCE = Decimal("0.10")
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
-# Beyond this many digits a "number" is noise (and Decimal arithmetic on it would be slow).
-_MAX_EXPONENT = 100
+#: Beyond this many digits a "number" is noise (and Decimal arithmetic on it would be slow).
+MAX_EXPONENT = 100
+
+
+def parse_literal(text: str) -> Decimal | None:
+    """``text`` as a bare number literal, or ``None`` when it is not exactly one.
+
+    A literal is an optional sign, digits with an optional point (``"8"``, ``"2.50"``,
+    ``".5"``, ``"8."``), an optional exponent, and optionally thousands separators
+    (``"1,250"``). Nothing may surround it, and its size is not bounded here.
+    """
+    if _THOUSANDS.fullmatch(text):
+        text = text.replace(",", "")
+    if not _NUMBER.fullmatch(text):
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid literals
+        return None
 
 
 def parse_number(text: str) -> Decimal | None:
@@ -56,15 +76,8 @@ def parse_number(text: str) -> Decimal | None:
         cleaned = cleaned[1:].lstrip()
     if cleaned.endswith("%"):
         cleaned = cleaned[:-1].rstrip()
-    if _THOUSANDS.fullmatch(cleaned):
-        cleaned = cleaned.replace(",", "")
-    if not _NUMBER.fullmatch(cleaned):
-        return None
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only valid literals
-        return None
-    if value and abs(value.adjusted()) > _MAX_EXPONENT:
+    value = parse_literal(cleaned)
+    if value is None or (value and abs(value.adjusted()) > MAX_EXPONENT):
         return None
     return value
 
@@ -80,6 +93,21 @@ def canonical_number(text: str) -> str | None:
     """``text`` as a canonical number string (``"8.0"`` -> ``"8"``, ``"2.50"`` -> ``"2.5"``), or ``None``."""
     value = parse_number(text)
     return None if value is None else format_decimal(value)
+
+
+def canonical_literal(text: str) -> str | None:
+    """:func:`parse_literal` of ``text`` in canonical form, or ``None``: the strict :func:`canonical_number`.
+
+    Math answers use it (:func:`ftdojo.scoring.answers.normalize_math_answer`), where the
+    text must be the number itself: unlike :func:`canonical_number` it takes no surrounding
+    spaces, ``$`` or ``%`` and no NFKC folding (``"10%"`` and ``"2\u00b2"`` stay non-numbers).
+    A literal beyond :data:`MAX_EXPONENT` in either direction is not a number here, a zero
+    included (``"0e-200"``), where :func:`parse_number` admits any zero.
+    """
+    value = parse_literal(text)
+    if value is None or abs(value.adjusted()) > MAX_EXPONENT:
+        return None
+    return format_decimal(value)
 
 
 def normalize_label(text: str) -> str:

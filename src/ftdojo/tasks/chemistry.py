@@ -969,8 +969,9 @@ class MoleculeEditing(_ChemistryTask):
     output_format = "<answer>SMILES</answer>"
     metric = "mol_edit_correct"
     categories = ("add", "remove", "replace")
-    # 2: answers written in place (the molecule's SMILES with the one group changed), not
-    # canonical; version 1 left SmolLM2 at 0.04 / 0.02 after a 40K-token trial.
+    # Answers are written in place (the molecule's SMILES with the one group changed), not
+    # canonical: a model edits the string it is given, where a canonical answer reorders
+    # every atom (SmolLM2 learned next to nothing of that in a 40K-token trial).
     GENERATOR_VERSION = 2
     CURATED_STYLE = (
         " Edited molecules are written as the given SMILES with the one group changed in place "
@@ -1484,7 +1485,9 @@ class ReactionPrediction(_ChemistryTask):
     output_format = "<answer>SMILES</answer>"
     metric = "smiles_exact_match"
     categories = tuple(r.category for r in _REACTIONS)
-    # v2: raw answers write the product as an in-place edit of the first reactant.
+    # Raw answers write the product as an in-place edit of the first reactant, not in
+    # canonical form: a model edits a string from its prompt rather than re-deriving every
+    # atom's order (the metric canonicalises, so any SMILES of the product scores).
     GENERATOR_VERSION = 2
     CURATED_STYLE = (
         " Products are written as the first reactant's SMILES with the reacting group changed "

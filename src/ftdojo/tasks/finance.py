@@ -43,6 +43,7 @@ import attrs
 
 from ftdojo.errors import DataError, TaskSpecError
 from ftdojo.scoring.numeric import format_decimal, parse_number
+from ftdojo.tasks._reference import country_names, normalize_question, template_regex
 from ftdojo.tasks.spec import EvalItem, Example, RawSource, normalize_text
 from ftdojo.tasks.synthetic import (
     SourceQuality,
@@ -51,7 +52,6 @@ from ftdojo.tasks.synthetic import (
     corrupt,
     with_duplicates,
 )
-from ftdojo.tasks.tables import country_names, normalize_question, template_regex
 
 __all__ = ["INSTRUCTION", "FinanceExam"]
 
@@ -123,7 +123,6 @@ _GLOSSARY: dict[str, tuple[tuple[str, str], ...]] = {
 _TERM_OF: dict[str, str] = {
     normalize_question(d).casefold(): t for group in _GLOSSARY.values() for t, d in group
 }
-_GROUP_OF: dict[str, str] = {t: g for g, group in _GLOSSARY.items() for t, _ in group}
 
 
 @functools.cache

@@ -32,7 +32,7 @@ from typing import Any
 
 from ftdojo.errors import DataError, TaskSpecError
 from ftdojo.rawformat import parse_records
-from ftdojo.tasks.math import _last_boxed
+from ftdojo.scoring.answers import last_boxed
 from ftdojo.tasks.spec import EvalItem, Example, RawSource, TaskSpec, normalize_text
 
 if sys.version_info >= (3, 11):
@@ -228,9 +228,8 @@ class FolderTask(TaskSpec):
         self._check_answer_format()
         self._check_prompt_shape()
 
-    def __repr__(self) -> str:
-        return f"FolderTask({str(self.root)!r})"
-
+    # Unlike the base class, equality looks past ``params`` (the path) at the files: the same
+    # folder edited between two reads is two different tasks, since its data differ.
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, FolderTask)
@@ -577,7 +576,7 @@ class FolderTask(TaskSpec):
         """
         found: str | None
         if self.answer_rule == "boxed":
-            found = _last_boxed(output)
+            found = last_boxed(output)
         elif self.answer_rule == "last_line":
             lines = [line for line in output.splitlines() if line.strip()]
             found = lines[-1] if lines else None

@@ -6,7 +6,7 @@ model (which scores 0). Hence problems are short and templated (single-digit
 operands, 6 wordings per category, names and items drawn from small lists) and the
 worked solutions are terse: every character is a token for such a model.
 
-Four raw sources of varying quality are generated, all deterministic in ``seed``:
+Five raw sources of varying quality are generated, all deterministic in ``seed``:
 clean worked solutions, answers without working, a forum scrape in which exactly
 ``round(0.2 * n)`` answers are wrong (detectable by recomputing the arithmetic, see
 :meth:`MathWordProblems.verify`), off-domain trivia, and a CSV export of answer sheets
@@ -24,15 +24,16 @@ import itertools
 import random
 import re
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from ftdojo.errors import ConfigError, DataError, TaskSpecError
-from ftdojo.tasks.spec import EvalItem, Example, RawSource, TaskSpec
-from ftdojo.tasks.synthetic import with_duplicates
+from ftdojo.scoring.answers import last_boxed, normalize_math_answer
+from ftdojo.scoring.numeric import canonical_literal
+from ftdojo.tasks.spec import EvalItem, Example, RawSource
+from ftdojo.tasks.synthetic import SourceQuality, SyntheticTask, balanced_categories, with_duplicates
 
 __all__ = ["INSTRUCTION", "MathWordProblems"]
 
@@ -40,9 +41,6 @@ __all__ = ["INSTRUCTION", "MathWordProblems"]
 #: a model fine-tuned on :meth:`MathWordProblems.to_example` output sees at evaluation
 #: exactly the prompt shape it was trained on.
 INSTRUCTION = "\nPut the final answer in \\boxed{}."
-
-#: Bumped whenever a change here alters the generated data (part of ``version()``).
-_GENERATOR_VERSION = 3
 
 _CATEGORIES = ("add", "sub", "mul", "two_step")
 
@@ -64,10 +62,10 @@ _ITEMS = (
 # plural noun. Operands appear in the text in equation order, so that the solution copies
 # numbers left to right -- the simplest thing for a tiny model to learn.
 #
-# Version 3 made every question one short sentence or two (about 12 words, from about
-# 18): the calibration found the tiny model learned nothing of the longer wording at its
-# token cap (0.13 naive), while a probe with one-line problems of the same arithmetic
-# reached 0.19 (benchmarks/probes/arithmetic.py, docs/tasks.md).
+# Every question is one short sentence or two (about 12 words): the form a tiny model
+# learns at its token cap. With longer wordings it learned none of the arithmetic, while
+# one-line problems of the same arithmetic were learned (benchmarks/probes/arithmetic.py;
+# measurements in docs/tasks.md).
 _TEMPLATES: dict[str, tuple[str, ...]] = {
     "add": (
         "{n} has {A} and gets {b} more. How many {i} now?",
@@ -153,10 +151,6 @@ _SHEET_ANSWER_STYLES: tuple[Callable[[str, str], str], ...] = (
     lambda a, q: f"{a}.",
 )
 
-_INT_MAX_DIGITS = 100  # beyond this a "number" is not an answer; keep it a string (no huge ints)
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
-_BOX = re.compile(r"\\boxed\s*\{")
 # ``a op b = c``; operands may be signed or decimal. ``-`` is listed last so it is literal.
 _EQUATION = re.compile(r"(?<![\d.])(-?\d+(?:\.\d+)?)\s*([+*×-])\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
 _OPS: dict[str, Callable[[Fraction, Fraction], Fraction]] = {
@@ -255,61 +249,11 @@ def _trivia_facts() -> tuple[tuple[str, str], ...]:
     return tuple((p.format(q=q), a) for q, a in facts for p in _TRIVIA_PHRASINGS)
 
 
-def _canonical_number(text: str) -> str | None:
-    """``text`` as a canonical number string ("8.0" -> "8", "2.50" -> "2.5"), or ``None``."""
-    if _THOUSANDS.fullmatch(text):
-        text = text.replace(",", "")
-    if not _NUMBER.fullmatch(text):
-        return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:  # pragma: no cover - the regex admits only valid literals
-        return None
-    if abs(value.adjusted()) > _INT_MAX_DIGITS:
-        return None
-    if value == value.to_integral_value():
-        return str(int(value))  # also folds "-0" into "0"
-    return format(value.normalize(), "f")
-
-
-def _normalize_answer(text: str) -> str:
-    # "{,}" is LaTeX's way to write a thousands comma without spacing ("1{,}000").
-    cleaned = re.sub(r"\s+", "", text).replace("{,}", ",").replace("$", "")
-    number = _canonical_number(cleaned)
-    return cleaned if number is None else number
-
-
-def _last_boxed(output: str) -> str | None:
-    """Content of the last complete ``\\boxed{...}`` in ``output`` (balanced braces).
-
-    Boxes are scanned left to right; an unterminated one ends the scan (it swallows the
-    rest of the text), and a box inside the last box is unwrapped.
-    """
-    found: str | None = None
-    pos = 0
-    while (match := _BOX.search(output, pos)) is not None:
-        depth, k = 1, match.end()
-        while k < len(output) and depth:
-            depth += {"{": 1, "}": -1}.get(output[k], 0)
-            k += 1
-        if depth:  # never closed (e.g. generation cut off): nothing after it can be complete
-            break
-        found = output[match.end() : k - 1]
-        pos = k
-    if found is not None and _BOX.search(found):
-        # "\boxed{\boxed{5}}": the innermost box is the answer that was meant. The content is
-        # balanced, so a box inside it is always complete.
-        inner = _last_boxed(found)
-        return found if inner is None else inner
-    return found
-
-
-class MathWordProblems(TaskSpec):
+class MathWordProblems(SyntheticTask):
     """Arithmetic word problems (add, sub, mul, two-step) answered as ``\\boxed{<integer>}``.
 
-    Parameters are the sizes of the four raw sources and of the two evaluation splits,
-    and the ``seed`` every generated record depends on. They are kept in ``params``
-    so that a sandbox worker can re-create the same task by name.
+    Parameters are the sizes of the five raw sources and of the two evaluation splits
+    (:attr:`DEFAULT_SIZES`), and the ``seed`` every generated record depends on.
     """
 
     name = "math"
@@ -331,54 +275,29 @@ class MathWordProblems(TaskSpec):
     #: Fraction of ``forum_scrape`` records with a wrong final answer (``round(rate * n)``).
     FORUM_NOISE_RATE = 0.2
 
-    def __init__(
-        self,
-        seed: int = 0,
-        *,
-        worked_solutions: int = 1500,
-        answers_only: int = 3000,
-        forum_scrape: int = 1500,
-        trivia_mix: int = 800,
-        homework_sheets: int = 600,
-        validation_size: int = 100,
-        test_size: int = 100,
-    ) -> None:
-        sizes = {
-            "worked_solutions": worked_solutions,
-            "answers_only": answers_only,
-            "forum_scrape": forum_scrape,
-            "trivia_mix": trivia_mix,
-            "homework_sheets": homework_sheets,
-            "validation_size": validation_size,
-            "test_size": test_size,
-        }
-        for key, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"math task: {key} must be a non-negative integer, got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"math task: seed must be an integer, got {seed!r}")
-        trivia_capacity = len(_trivia_facts())
-        if trivia_mix > trivia_capacity:
-            raise ConfigError(f"math task: trivia_mix is at most {trivia_capacity} (distinct questions)")
-        self.seed = seed
-        self.sizes = sizes
-        self.params: dict[str, Any] = {"seed": seed, **sizes}
-        self._built: tuple[tuple[RawSource, ...], tuple[EvalItem, ...], tuple[EvalItem, ...]] | None = None
+    GENERATOR_VERSION = 3
+    DEFAULT_SIZES: ClassVar[dict[str, int]] = {
+        "worked_solutions": 1500,
+        "answers_only": 3000,
+        "forum_scrape": 1500,
+        "trivia_mix": 800,
+        "homework_sheets": 600,
+        "validation_size": 100,
+        "test_size": 100,
+    }
 
-    def __repr__(self) -> str:
-        return f"MathWordProblems({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+    def __init__(self, seed: int = 0, **sizes: int) -> None:
+        super().__init__(seed, **sizes)
+        trivia_capacity = len(_trivia_facts())
+        if self.sizes["trivia_mix"] > trivia_capacity:
+            raise ConfigError(f"math task: trivia_mix is at most {trivia_capacity} (distinct questions)")
 
     # -- generation ---------------------------------------------------------------------
 
-    def _rng(self, stream: str) -> random.Random:
-        # A string seed goes through SHA-512 in random.seed, so streams are independent of
-        # each other, stable across processes and untouched by PYTHONHASHSEED.
-        return random.Random(f"ftdojo-math-v{_GENERATOR_VERSION}:{self.seed}:{stream}")
-
-    def _unique_problems(self, rng: random.Random, categories: list[str], seen: set[str]) -> list[_Problem]:
-        """One new problem per entry of ``categories``, none with a question already in ``seen``."""
+    def _unique_problems(self, rng: random.Random, n: int, seen: set[str]) -> list[_Problem]:
+        """``n`` new problems balanced over the categories, none with a question already in ``seen``."""
         problems = []
-        for category in categories:
+        for category in balanced_categories(_CATEGORIES, n, rng):
             for _ in range(1000):
                 problem = _make_problem(rng, category)
                 if problem.question not in seen:
@@ -389,27 +308,23 @@ class MathWordProblems(TaskSpec):
             problems.append(problem)
         return problems
 
-    @staticmethod
-    def _balanced(n: int, rng: random.Random) -> list[str]:
-        # Equal counts per category (the first ones take the remainder), in a shuffled order.
-        k = len(_CATEGORIES)
-        categories = [c for j, c in enumerate(_CATEGORIES) for _ in range(n // k + (j < n % k))]
-        rng.shuffle(categories)
-        return categories
+    def generate(self) -> tuple[Sequence[RawSource], Sequence[EvalItem], Sequence[EvalItem]]:
+        """The five raw sources, in catalogue order, and ``(validation, test)``.
 
-    def _build(self) -> tuple[tuple[RawSource, ...], tuple[EvalItem, ...], tuple[EvalItem, ...]]:
-        if self._built is not None:
-            return self._built
+        The splits are balanced over the categories; their prompts are disjoint from each
+        other and from all raw data.
+        """
         s = self.sizes
         # Evaluation items are drawn first, and every later draw skips questions already
         # taken: the splits are disjoint from each other and from all raw sources by
-        # construction (and checked below). Raw sources are disjoint from one another too.
+        # construction (and checked by the base class). Raw sources are disjoint from one
+        # another too.
         seen: set[str] = set()
         splits = []
         split_sizes = (("validation", s["validation_size"], "val"), ("test", s["test_size"], "test"))
         for split, size, prefix in split_sizes:
-            rng = self._rng(split)
-            problems = self._unique_problems(rng, self._balanced(size, rng), seen)
+            rng = self.rng(split)
+            problems = self._unique_problems(rng, size, seen)
             splits.append(
                 tuple(
                     EvalItem(
@@ -423,20 +338,20 @@ class MathWordProblems(TaskSpec):
             )
         validation, test = splits
 
-        rng = self._rng("worked_solutions")
+        rng = self.rng("worked_solutions")
         worked = [
             {"question": p.question, "solution": p.solution, "answer": p.answer, "category": p.category}
-            for p in self._unique_problems(rng, self._balanced(s["worked_solutions"], rng), seen)
+            for p in self._unique_problems(rng, s["worked_solutions"], seen)
         ]
 
-        rng = self._rng("answers_only")
+        rng = self.rng("answers_only")
         answers = [
             {"question": p.question, "answer": p.answer, "category": p.category}
-            for p in self._unique_problems(rng, self._balanced(s["answers_only"], rng), seen)
+            for p in self._unique_problems(rng, s["answers_only"], seen)
         ]
 
-        rng = self._rng("forum_scrape")
-        forum_problems = self._unique_problems(rng, self._balanced(s["forum_scrape"], rng), seen)
+        rng = self.rng("forum_scrape")
+        forum_problems = self._unique_problems(rng, s["forum_scrape"], seen)
         n_wrong = round(self.FORUM_NOISE_RATE * len(forum_problems))
         for k in rng.sample(range(len(forum_problems)), n_wrong):
             forum_problems[k] = _with_wrong_answer(forum_problems[k], rng)
@@ -445,15 +360,15 @@ class MathWordProblems(TaskSpec):
             for p in forum_problems
         ]
 
-        rng = self._rng("trivia_mix")
+        rng = self.rng("trivia_mix")
         trivia = [{"question": q, "answer": a} for q, a in rng.sample(_trivia_facts(), s["trivia_mix"])]
 
-        rng = self._rng("homework_sheets")
+        rng = self.rng("homework_sheets")
         # Unique problems make up 70% of the sheet; the rest are copies, as when the same
         # worksheet is exported twice (15% verbatim, 15% with cosmetic edits).
         n_sheet = s["homework_sheets"]
         n_copies = round(0.3 * n_sheet)
-        sheet_problems = self._unique_problems(rng, self._balanced(n_sheet - n_copies, rng), seen)
+        sheet_problems = self._unique_problems(rng, n_sheet - n_copies, seen)
         sheet = [
             {"question": p.question, "answer": rng.choice(_SHEET_ANSWER_STYLES)(p.answer, p.question)}
             for p in sheet_problems
@@ -511,36 +426,22 @@ class MathWordProblems(TaskSpec):
                 ),
             ),
         )
-        self._check_disjoint(sources, validation, test)
-        self._built = (sources, validation, test)
-        return self._built
-
-    @staticmethod
-    def _check_disjoint(
-        sources: Sequence[RawSource], validation: Sequence[EvalItem], test: Sequence[EvalItem]
-    ) -> None:
-        val_prompts = {item.prompt for item in validation}
-        test_prompts = {item.prompt for item in test}
-        raw_prompts = {_format_prompt(str(r["question"])) for src in sources for r in src.records}
-        if len(val_prompts) != len(validation) or len(test_prompts) != len(test):
-            raise TaskSpecError("math task: an evaluation split repeats a prompt")
-        if val_prompts & test_prompts or (val_prompts | test_prompts) & raw_prompts:
-            raise TaskSpecError("math task: evaluation prompts overlap each other or the raw sources")
+        self.quality = {
+            "worked_solutions": SourceQuality(has_rationale=True),
+            "answers_only": SourceQuality(),
+            "forum_scrape": SourceQuality(
+                wrong_label_rate=n_wrong / n_fs if n_fs else 0.0, has_rationale=True
+            ),
+            "trivia_mix": SourceQuality(off_domain=True),
+            "homework_sheets": SourceQuality(
+                exact_duplicates=n_copies // 2,
+                near_duplicates=n_copies - n_copies // 2,
+                remarks="answers in five formats; only '8' and '8.' read back as the answer 8",
+            ),
+        }
+        return sources, validation, test
 
     # -- TaskSpec -----------------------------------------------------------------------
-
-    def raw_sources(self) -> Sequence[RawSource]:
-        """``worked_solutions``, ``answers_only``, ``forum_scrape``, ``trivia_mix``, in that order.
-
-        Records are fresh copies on every call, so callers may modify them freely.
-        """
-        sources = self._build()[0]
-        return [attrs.evolve(src, records=tuple(dict(r) for r in src.records)) for src in sources]
-
-    def eval_splits(self) -> tuple[Sequence[EvalItem], Sequence[EvalItem]]:
-        """``(validation, test)``, balanced over the categories, prompts disjoint from all raw data."""
-        _, validation, test = self._build()
-        return list(validation), list(test)
 
     def format_prompt(self, question: str) -> str:
         """The prompt for ``question``: the question and the answer-format instruction."""
@@ -590,8 +491,8 @@ class MathWordProblems(TaskSpec):
         canonical form (``"8.0"`` -> ``"8"``, ``"1,000"`` -> ``"1000"``); anything else is
         returned as the stripped text, so it simply fails to match a numeric reference.
         """
-        content = _last_boxed(output)
-        return None if content is None else _normalize_answer(content)
+        content = last_boxed(output)
+        return None if content is None else normalize_math_answer(content)
 
     def verify(self, record: dict[str, Any]) -> bool | None:
         """Whether the record's worked arithmetic and final answer check out.
@@ -610,18 +511,22 @@ class MathWordProblems(TaskSpec):
         for lhs, op, rhs, result in equations:
             if _OPS[op](Fraction(lhs), Fraction(rhs)) != Fraction(result):
                 return False
-        final = _canonical_number(equations[-1][3])
+        final = canonical_literal(equations[-1][3])
         boxed = self.extract_answer(solution)
         if boxed is not None and boxed != final:
             return False
         answer = record.get("answer")
-        return answer is None or _normalize_answer(str(answer)) == final
+        return answer is None or normalize_math_answer(str(answer)) == final
 
     def version(self) -> str:
-        """Generator version, seed and every size: changes whenever the generated data would."""
+        """Generator version, seed and every size: changes whenever the generated data would.
+
+        Spelled out rather than the base class's digest, so that data cached under this
+        name stays valid.
+        """
         s = self.sizes
         return (
-            f"math-v{_GENERATOR_VERSION}-seed{self.seed}-ws{s['worked_solutions']}-ao{s['answers_only']}"
+            f"math-v{self.GENERATOR_VERSION}-seed{self.seed}-ws{s['worked_solutions']}-ao{s['answers_only']}"
             f"-fs{s['forum_scrape']}-tm{s['trivia_mix']}-hs{s['homework_sheets']}"
             f"-val{s['validation_size']}-test{s['test_size']}"
         )

@@ -715,7 +715,8 @@ class ParagraphIdentification(_PatentTask):
     INSTRUCTION = "Which paragraph discloses it? Answer: \\boxed{number}"
     #: Share of items whose element two paragraphs disclose.
     TWO_GOLD_RATE = 0.2
-    # 2: rationales state the element, then the paragraph ("The valve samples the blood: [0055].").
+    # Rationales state the element, then the paragraph ("The valve samples the blood: [0055].");
+    # see _new_case for why.
     GENERATOR_VERSION = 2
 
     def format_prompt(self, fields: dict[str, str]) -> str:
@@ -787,7 +788,7 @@ class ParagraphIdentification(_PatentTask):
             reference=canonical_paragraphs(set(gold)),
             # The element as a sentence first, then where it stands: a causal model can
             # copy the sentence from the prompt and find it, where a rationale that opens
-            # with the number makes it guess first (version 1: SmolLM2 at chance).
+            # with the number makes it guess first (SmolLM2 then stays at chance).
             rationale=f"The {component} {action}: {cited}.",
         )
 

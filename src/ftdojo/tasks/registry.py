@@ -43,19 +43,19 @@ SUITE: dict[str, str] = {
 }
 #: The paper's own datasets, loaded from the Hugging Face hub (see ``docs/hub-tasks.md``).
 HUB: dict[str, str] = {
-    "hub_aime": "ftdojo.tasks.hub:AimeMath",
-    "hub_patent_prior_art": "ftdojo.tasks.hub:PatentPriorArt",
-    "hub_patent_paragraph": "ftdojo.tasks.hub:PatentParagraph",
-    "hub_patent_novelty": "ftdojo.tasks.hub:PatentNovelty",
-    "hub_chem_understanding": "ftdojo.tasks.hub:ChemUnderstanding",
-    "hub_chem_editing": "ftdojo.tasks.hub:ChemEditing",
-    "hub_chem_optimization": "ftdojo.tasks.hub:ChemOptimization",
-    "hub_chem_reaction": "ftdojo.tasks.hub:ChemReaction",
-    "hub_finance_exam": "ftdojo.tasks.hub:FinanceIQExam",
-    "hub_table_analysis": "ftdojo.tasks.hub:TableDataAnalysis",
-    "hub_table_fact_check": "ftdojo.tasks.hub:TableFactCheck",
-    "hub_table_numerical": "ftdojo.tasks.hub:TableNumericalReasoning",
-    "hub_table_visualization": "ftdojo.tasks.hub:TableVisualization",
+    "hub_aime": "ftdojo.tasks.hub.math:HubAimeMath",
+    "hub_patent_prior_art": "ftdojo.tasks.hub.patent:HubPatentPriorArt",
+    "hub_patent_paragraph": "ftdojo.tasks.hub.patent:HubPatentParagraph",
+    "hub_patent_novelty": "ftdojo.tasks.hub.patent:HubPatentNovelty",
+    "hub_chem_understanding": "ftdojo.tasks.hub.chemistry:HubChemUnderstanding",
+    "hub_chem_editing": "ftdojo.tasks.hub.chemistry:HubChemEditing",
+    "hub_chem_optimization": "ftdojo.tasks.hub.chemistry:HubChemOptimization",
+    "hub_chem_reaction": "ftdojo.tasks.hub.chemistry:HubChemReaction",
+    "hub_finance_exam": "ftdojo.tasks.hub.finance:HubFinanceIQExam",
+    "hub_table_analysis": "ftdojo.tasks.hub.tables:HubTableDataAnalysis",
+    "hub_table_fact_check": "ftdojo.tasks.hub.tables:HubTableFactCheck",
+    "hub_table_numerical": "ftdojo.tasks.hub.tables:HubTableNumericalReasoning",
+    "hub_table_visualization": "ftdojo.tasks.hub.tables:HubTableVisualization",
 }
 _registry: dict[str, str] = {**SUITE, **HUB}
 _plugins_loaded = False
@@ -120,7 +120,7 @@ def task_reference(task: TaskSpec) -> dict[str, Any]:
     return {
         "name": task.name,
         "class": f"{cls.__module__}:{cls.__qualname__}",
-        "params": dict(getattr(task, "params", {})),
+        "params": dict(task.params),
     }
 
 

@@ -10,14 +10,17 @@ their registered name.
 from __future__ import annotations
 
 import abc
+import json
 import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
+from ftdojo.errors import TaskSpecError
 from ftdojo.rawformat import FORMATS
 
 __all__ = ["EvalItem", "Example", "RawSource", "Task", "TaskSpec", "normalize_text"]
@@ -35,7 +38,7 @@ def normalize_text(text: str) -> str:
 
 def _check_format(instance: Any, attribute: Any, value: str) -> None:
     if value not in FORMATS:
-        raise ValueError(f"RawSource.format must be one of {', '.join(FORMATS)}, got {value!r}")
+        raise TaskSpecError(f"RawSource.format must be one of {', '.join(FORMATS)}, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -71,7 +74,12 @@ class Example:
 
 
 class TaskSpec(abc.ABC):
-    """Base class of every task; subclasses register with :func:`ftdojo.tasks.register`."""
+    """Base class of every task; subclasses register with :func:`ftdojo.tasks.register_task`.
+
+    A task is a value: two tasks of the same class with equal :attr:`params` generate the
+    same data, so they compare equal, hash alike and print as the constructor call that
+    makes them.
+    """
 
     #: Registry name, e.g. ``"math"``.
     name: str
@@ -86,6 +94,20 @@ class TaskSpec(abc.ABC):
     max_new_tokens: int = 128
     #: The raw-data and split generators are deterministic in this seed.
     seed: int = 0
+    #: The constructor's keyword arguments, as JSON data: a sandbox worker re-creates the
+    #: task in a fresh process as ``type(task)(**task.params)``. A task whose constructor
+    #: takes arguments must set it in ``__init__``; the default (no arguments) suits one
+    #: that takes none.
+    params: Mapping[str, Any] = MappingProxyType({})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and isinstance(other, TaskSpec) and other.params == self.params
+
+    def __hash__(self) -> int:
+        return hash((type(self).__qualname__, json.dumps(self.params, sort_keys=True, default=repr)))
 
     @classmethod
     def from_dir(cls, path: str | os.PathLike[str]) -> TaskSpec:

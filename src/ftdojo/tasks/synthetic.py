@@ -91,9 +91,6 @@ class SyntheticTask(TaskSpec):
         self.quality = {}
         self._built: Built | None = None
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
-
     # -- for subclasses -----------------------------------------------------------------
 
     def rng(self, stream: str) -> random.Random:

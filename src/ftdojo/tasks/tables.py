@@ -41,7 +41,6 @@ import itertools
 import math
 import random
 import re
-import string
 from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
@@ -50,6 +49,7 @@ import attrs
 
 from ftdojo.errors import DataError, TaskSpecError
 from ftdojo.scoring.numeric import canonical_number, format_decimal, normalize_label, parse_number
+from ftdojo.tasks._reference import country_names, normalize_question, template_regex
 from ftdojo.tasks.spec import EvalItem, Example, RawSource
 from ftdojo.tasks.synthetic import (
     SourceQuality,
@@ -67,11 +67,8 @@ __all__ = [
     "TableFactCheck",
     "TableNumericalReasoning",
     "TableTask",
-    "country_names",
-    "normalize_question",
     "parse_table",
     "table_key",
-    "template_regex",
 ]
 
 #: Longest prompt (table, question and instruction) any item of these tasks has.
@@ -84,32 +81,11 @@ _INDICATORS = ("GDP", "Exports", "Imports", "Debt", "Jobs", "Tax", "Power", "Car
 _FIRST_YEARS = range(2008, 2022)
 _VALUES = range(10, 100)
 _CENT = Decimal("0.01")
-# Countries, territories or places whose figures no table of economic data would hold.
-_NOT_ECONOMIES = frozenset({"Antarctica"})
 # The answer line every response ends with; the first one in an output is the answer.
 _ANSWER_LINE = re.compile(r"Answer:[ \t]*([^\n]*)")
 
 
 # -- reference data ------------------------------------------------------------------------
-
-
-@functools.cache
-def country_names() -> tuple[str, ...]:
-    """Short country names from pycountry (common name where ISO's is long), sorted.
-
-    Only names of letters and spaces up to 12 characters are kept: they fit a compact
-    table cell and cannot be mistaken for Markdown or CSV syntax.
-    """
-    import pycountry
-
-    names = {getattr(c, "common_name", None) or c.name for c in pycountry.countries}
-    return tuple(
-        sorted(
-            n
-            for n in names
-            if len(n) <= 12 and n.replace(" ", "").isalpha() and n.isascii() and n not in _NOT_ECONOMIES
-        )
-    )
 
 
 @functools.cache
@@ -262,29 +238,6 @@ _FIELD_PATTERNS = {
 }  # fmt: skip
 
 
-def normalize_question(text: str) -> str:
-    """``text`` with runs of whitespace made one space and end punctuation dropped."""
-    return " ".join(text.split()).rstrip(".?!").rstrip()
-
-
-def template_regex(template: str, patterns: Mapping[str, str]) -> re.Pattern[str]:
-    """A case-insensitive pattern matching :func:`normalize_question` of the template's renderings.
-
-    Each ``{field}`` becomes a named group with the pattern ``patterns[field]`` (a field
-    used again must repeat the same text); the literal text must match exactly (up to case).
-    """
-    parts: list[str] = []
-    seen: set[str] = set()
-    for literal, field, _, _ in string.Formatter().parse(normalize_question(template)):
-        parts.append(re.escape(literal))
-        if field in seen:
-            parts.append(f"(?P={field})")
-        elif field:
-            parts.append(f"(?P<{field}>{patterns[field]})")
-            seen.add(field)
-    return re.compile("".join(parts), re.IGNORECASE)
-
-
 @attrs.frozen
 class _Solved:
     """An answer and the working that leads to it."""
@@ -364,8 +317,7 @@ def _quoted(table: Table, values: Sequence[int]) -> str:
     """``Chile 22 + Peru 63 + ...``: a column's cells (``values``), each after its row's label.
 
     Quoting the label before each cell is what lets a small model copy the right cell:
-    with bare numbers (``22+63``) SmolLM2 copied cells from the wrong row (calibration
-    of version 1).
+    with bare numbers (``22+63``) SmolLM2 copies cells from the wrong row.
     """
     return " + ".join(f"{label} {v}" for label, v in zip(table.labels, values, strict=True))
 
@@ -981,8 +933,8 @@ class TableDataAnalysis(TableTask):
         "spread": _solve_spread,
     }
     TARGETS: ClassVar[dict[str, tuple[str, ...]]] = {"trend": _DIRECTIONS, "correlation": _SIGNS}
-    # 2: workings quote each cell after its row's label; aggregate and spread tables have
-    # 3-4 rows (3-6 before), so that SmolLM2 can learn them in a 40K-token trial.
+    # Workings quote each cell after its row's label, and aggregate and spread tables have
+    # 3-4 rows: the form SmolLM2 learns in a 40K-token trial (measurements in docs/tasks.md).
     GENERATOR_VERSION = 2
 
     def _draw(self, rng: random.Random, category: str, target: str | None) -> _Item:
@@ -1085,9 +1037,9 @@ class TableFactCheck(TableTask):
     output_format = "Answer: True | Answer: False"
     metric = "accuracy"
     categories = ("comparison", "superlative", "aggregate", "trend")
-    # Version 2: the worked solutions show the step that decides ("Chile 15 < Peru 34",
-    # "Highest: Peru 34, not Chile 15", "... = 87 (stated 90)", "95 > 51 < 90"), where
-    # version 1 listed the cells only; SmolLM2 stayed at a coin toss learning from those.
+    # Worked solutions show the step that decides ("Chile 15 < Peru 34", "Highest: Peru 34,
+    # not Chile 15", "... = 87 (stated 90)", "95 > 51 < 90"), not just the cells: from the
+    # cells alone SmolLM2 learns no better than a coin toss.
     GENERATOR_VERSION = 2
     INSTRUCTION = "Is it true? End with 'Answer: True' or 'Answer: False'."
     TEMPLATES: ClassVar[dict[str, tuple[_Template, ...]]] = {
@@ -1247,8 +1199,8 @@ class TableNumericalReasoning(TableTask):
         "ratio": _solve_ratio,
         "rank": _solve_rank,
     }
-    # 2: workings quote each cell after its row's label, tables have 3-4 rows (3-6
-    # before), so that SmolLM2 can learn the task in a 40K-token trial.
+    # Workings quote each cell after its row's label, and tables have 3-4 rows: the form
+    # SmolLM2 learns in a 40K-token trial (measurements in docs/tasks.md).
     GENERATOR_VERSION = 2
 
     def _draw(self, rng: random.Random, category: str, target: str | None) -> _Item:
