@@ -119,10 +119,12 @@ class _RecordingSession:
         return self._keep(await self._session.submit(plan))
 
     def choose_final(self, trial_id: str) -> None:
-        self._keep(self._session.choose_final(trial_id))
+        self._session.choose_final(trial_id)
+        self._keep(None)
 
     def annotate(self, trial_id: str, key: str, value: Any) -> None:
-        self._keep(self._session.annotate(trial_id, key, value))
+        self._session.annotate(trial_id, key, value)
+        self._keep(None)
 
     def annotations(self, trial_id: str) -> dict[str, Any]:
         return self._keep(self._session.annotations(trial_id))
