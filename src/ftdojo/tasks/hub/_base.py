@@ -22,7 +22,18 @@ import structlog
 from ftdojo.errors import DataError, TaskSpecError
 from ftdojo.tasks.spec import EvalItem, Example, RawSource, TaskSpec, normalize_text
 
-__all__ = ["EVAL_SPLIT_LIMIT", "FieldMap", "HubDataset", "HubRows", "HubSource", "HubTask", "split_benchmark"]
+__all__ = [
+    "EVAL_SPLIT_LIMIT",
+    "FieldMap",
+    "HubDataset",
+    "HubRows",
+    "HubSource",
+    "HubTask",
+    "maybe_json",
+    "required_field",
+    "split_benchmark",
+    "text_field",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -134,7 +145,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _maybe_json(value: Any) -> Any:
+def maybe_json(value: Any) -> Any:
     """``value`` parsed when it is a JSON object or array written as text, else unchanged.
 
     The parquet files of PANORAMA and ChemCoTBench store nested fields sometimes as
@@ -148,14 +159,14 @@ def _maybe_json(value: Any) -> Any:
     return value
 
 
-def _field(record: Mapping[str, Any], name: str, task: str) -> Any:
+def required_field(record: Mapping[str, Any], name: str, task: str) -> Any:
     if name not in record:
         raise DataError(f"{task} record is missing the {name!r} field (has: {sorted(record)})")
     return record[name]
 
 
-def _text(record: Mapping[str, Any], name: str, task: str) -> str:
-    value = _field(record, name, task)
+def text_field(record: Mapping[str, Any], name: str, task: str) -> str:
+    value = required_field(record, name, task)
     if value is None:
         return ""
     if isinstance(value, str):
@@ -343,11 +354,11 @@ class HubTask(TaskSpec):
 
     def format_prompt(self, record: Mapping[str, Any], fields: FieldMap) -> str:
         """The prompt a model sees for ``record``, whose columns ``fields`` names."""
-        return _text(record, fields.prompt, self.name).strip() + self.INSTRUCTION
+        return text_field(record, fields.prompt, self.name).strip() + self.INSTRUCTION
 
     def reference_of(self, record: Mapping[str, Any], fields: FieldMap) -> str:
         """The reference the metric compares against, in the form ``extract_answer`` returns."""
-        return _text(record, fields.answer, self.name).strip()
+        return text_field(record, fields.answer, self.name).strip()
 
     def category_of(self, record: Mapping[str, Any], fields: FieldMap) -> str:
         if fields.category is None:

@@ -17,7 +17,7 @@ from ftdojo.scoring.chemistry import (
     optimization_reference,
     parse_smiles,
 )
-from ftdojo.tasks.hub._base import FieldMap, HubDataset, HubRows, HubSource, HubTask, _maybe_json, _text
+from ftdojo.tasks.hub._base import FieldMap, HubDataset, HubRows, HubSource, HubTask, maybe_json, text_field
 from ftdojo.tasks.spec import Example
 
 __all__ = ["HubChemEditing", "HubChemOptimization", "HubChemReaction", "HubChemUnderstanding", "chem_answer"]
@@ -95,7 +95,7 @@ def chem_answer(output: str, keys: Iterable[str] = _CHEM_KEY_ORDER) -> str | Non
 
 
 def _meta(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = _maybe_json(record.get("meta"))
+    meta = maybe_json(record.get("meta"))
     return meta if isinstance(meta, Mapping) else {}
 
 
@@ -191,7 +191,7 @@ class HubChemUnderstanding(_ChemTask):
         return canonical_smiles(text) or text
 
     def reference_of(self, record: Mapping[str, Any], fields: FieldMap) -> str:
-        raw = _text(record, fields.answer, self.name).strip()
+        raw = text_field(record, fields.answer, self.name).strip()
         return self._canonical(chem_answer(raw) or raw) if raw else ""
 
     def extract_answer(self, output: str) -> str | None:
@@ -232,7 +232,7 @@ class HubChemEditing(_ChemTask):
         there (hydroxyl, amine, carboxyl, nitrile). Items editing any other group are left
         out of the benchmark rather than scored by a rule that does not fit them.
         """
-        found = self._SOURCE.search(_text(record, fields.prompt, self.name))
+        found = self._SOURCE.search(text_field(record, fields.prompt, self.name))
         source = found.group(1).rstrip(".") if found else ""
         if parse_smiles(source) is None:
             return ""
@@ -299,7 +299,7 @@ class HubChemOptimization(_ChemTask):
         prop = str(record.get("subtask", ""))
         if prop not in self.categories:
             return ""
-        found = self._SOURCE.search(_text(record, fields.prompt, self.name))
+        found = self._SOURCE.search(text_field(record, fields.prompt, self.name))
         source = found.group(1).rstrip(".,") if found else str(_meta(record).get("source", ""))
         if parse_smiles(source) is None:
             return ""
@@ -356,7 +356,7 @@ class HubChemReaction(_ChemTask):
     BENCHMARK_ORDER = "round_robin"
 
     def reference_of(self, record: Mapping[str, Any], fields: FieldMap) -> str:
-        raw = _text(record, fields.answer, self.name).strip()
+        raw = text_field(record, fields.answer, self.name).strip()
         answer = (chem_answer(raw) or raw) if raw else ""
         # smiles_exact_match refuses a reference that is not a molecule (a broken item).
         return answer if canonical_smiles(answer) is not None else ""

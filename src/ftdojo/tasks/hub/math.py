@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ftdojo.scoring.answers import last_boxed, normalize_math_answer
-from ftdojo.tasks.hub._base import FieldMap, HubDataset, HubRows, HubSource, HubTask, _text
+from ftdojo.tasks.hub._base import FieldMap, HubDataset, HubRows, HubSource, HubTask, text_field
 
 __all__ = ["HubAimeMath"]
 
@@ -53,7 +53,7 @@ class HubAimeMath(HubTask):
     INSTRUCTION = "\nRemember to put your final answer within \\boxed{}."
 
     def reference_of(self, record: Mapping[str, Any], fields: FieldMap) -> str:
-        return normalize_math_answer(_text(record, fields.answer, self.name).strip())
+        return normalize_math_answer(text_field(record, fields.answer, self.name).strip())
 
     def render_response(self, answer: str, rationale: str) -> str:
         final = f"The answer is \\boxed{{{answer}}}."

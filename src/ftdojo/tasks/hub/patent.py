@@ -11,7 +11,15 @@ from typing import Any, ClassVar
 
 from ftdojo.errors import DataError
 from ftdojo.scoring.labels import canonical_paragraphs, parse_paragraph_numbers
-from ftdojo.tasks.hub._base import FieldMap, HubDataset, HubRows, HubSource, HubTask, _field, _maybe_json
+from ftdojo.tasks.hub._base import (
+    FieldMap,
+    HubDataset,
+    HubRows,
+    HubSource,
+    HubTask,
+    maybe_json,
+    required_field,
+)
 
 __all__ = ["HubPatentNovelty", "HubPatentParagraph", "HubPatentPriorArt"]
 
@@ -32,7 +40,7 @@ def _last_answer_line(output: str) -> str | None:
 
 
 def _claims_text(claims: Any) -> list[str]:
-    claims = _maybe_json(claims)
+    claims = maybe_json(claims)
     if not isinstance(claims, list):
         return []
     texts = []
@@ -65,7 +73,7 @@ class _PanoramaTask(HubTask):
     stop_strings = ("\n",)
 
     def _context_block(self, record: Mapping[str, Any], *, all_claims: bool) -> str:
-        context = _maybe_json(_field(record, "context", self.name))
+        context = maybe_json(required_field(record, "context", self.name))
         if not isinstance(context, Mapping):
             raise DataError(
                 f"{self.name} record field 'context' must be an object, got {type(context).__name__}"
@@ -86,7 +94,7 @@ class _PanoramaTask(HubTask):
 
 def _letters(value: Any) -> list[str]:
     """Option letters A-H from a list, a JSON list or a comma/space separated string."""
-    value = _maybe_json(value)
+    value = maybe_json(value)
     parts = [str(v) for v in value] if isinstance(value, list) else re.split(r"[,\s]+", str(value or ""))
     return sorted(
         {p.strip().upper() for p in parts if len(p.strip()) == 1 and "A" <= p.strip().upper() <= "H"}
@@ -121,14 +129,14 @@ class HubPatentPriorArt(_PanoramaTask):
     )
 
     def format_prompt(self, record: Mapping[str, Any], fields: FieldMap) -> str:
-        options = _maybe_json(_field(record, "options", self.name))
+        options = maybe_json(required_field(record, "options", self.name))
         if not isinstance(options, Mapping):
             raise DataError(
                 f"{self.name} record field 'options' must be an object, got {type(options).__name__}"
             )
         lines = [self._context_block(record, all_claims=True), "", "Candidates:"]
         for letter, details in sorted(options.items()):
-            details = _maybe_json(details)
+            details = maybe_json(details)
             if not isinstance(details, Mapping):  # Arrow fills letters a row lacks with null
                 continue
             lines.append(f"{letter}: {details.get('patent_id', '')} {details.get('title', '')}".rstrip())
@@ -139,7 +147,7 @@ class HubPatentPriorArt(_PanoramaTask):
         return "\n".join(lines) + self.INSTRUCTION
 
     def reference_of(self, record: Mapping[str, Any], fields: FieldMap) -> str:
-        return ",".join(_letters(_field(record, fields.answer, self.name)))
+        return ",".join(_letters(required_field(record, fields.answer, self.name)))
 
     def render_response(self, answer: str, rationale: str) -> str:
         return f"Answer: {answer.replace(',', ', ')}"
@@ -177,8 +185,8 @@ class HubPatentParagraph(_PanoramaTask):
     INSTRUCTION = "\nWhich paragraph was cited? End with one line 'Answer: <paragraph number>'."
 
     def format_prompt(self, record: Mapping[str, Any], fields: FieldMap) -> str:
-        prior = _maybe_json(record.get("prior_art_specification")) or {}
-        options = _maybe_json(_field(record, "options", self.name))
+        prior = maybe_json(record.get("prior_art_specification")) or {}
+        options = maybe_json(required_field(record, "options", self.name))
         if not isinstance(options, Mapping):
             raise DataError(
                 f"{self.name} record field 'options' must be an object, got {type(options).__name__}"
@@ -205,7 +213,7 @@ class HubPatentParagraph(_PanoramaTask):
 
     @staticmethod
     def _keys(value: Any) -> list[int]:
-        value = _maybe_json(value)
+        value = maybe_json(value)
         items = value if isinstance(value, list) else re.findall(r"\d+", str(value or ""))
         keys = []
         for item in items:
@@ -218,11 +226,11 @@ class HubPatentParagraph(_PanoramaTask):
     def reference_of(self, record: Mapping[str, Any], fields: FieldMap) -> str:
         # gold_hit_rate's reference: the gold paragraph number(s). Silver paragraphs (partly
         # relevant) are not gold, so a silver answer is a miss, as in the paper's gold hit rate.
-        gold = self._keys(_field(record, "gold_answers", self.name))
+        gold = self._keys(required_field(record, "gold_answers", self.name))
         return canonical_paragraphs(set(gold)) if gold else ""
 
     def answer_for_training(self, record: Mapping[str, Any]) -> str:
-        gold = self._keys(_field(record, "gold_answers", self.name))
+        gold = self._keys(required_field(record, "gold_answers", self.name))
         return str(gold[0]) if gold else ""
 
     def render_response(self, answer: str, rationale: str) -> str:
@@ -264,9 +272,9 @@ class HubPatentNovelty(_PanoramaTask):
 
     def format_prompt(self, record: Mapping[str, Any], fields: FieldMap) -> str:
         lines = [self._context_block(record, all_claims=False), "", "Cited prior art:"]
-        specs = _maybe_json(record.get("prior_art_specifications")) or []
+        specs = maybe_json(record.get("prior_art_specifications")) or []
         for number, spec in enumerate(specs if isinstance(specs, list) else [], start=1):
-            spec = _maybe_json(spec)
+            spec = maybe_json(spec)
             if not isinstance(spec, Mapping):
                 continue
             lines.append(f"#{number} {spec.get('patent_id', '')}: {spec.get('title', '')}".rstrip())
@@ -280,7 +288,7 @@ class HubPatentNovelty(_PanoramaTask):
         return "\n".join(lines) + self.INSTRUCTION
 
     def _answer(self, record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-        answer = _maybe_json(_field(record, name, self.name))
+        answer = maybe_json(required_field(record, name, self.name))
         return answer if isinstance(answer, Mapping) else {"code": answer}
 
     def reference_of(self, record: Mapping[str, Any], fields: FieldMap) -> str:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ftdojo.tasks.hub._base import FieldMap, HubDataset, HubRows, HubSource, HubTask, _maybe_json, _text
+from ftdojo.tasks.hub._base import FieldMap, HubDataset, HubRows, HubSource, HubTask, maybe_json, text_field
 from ftdojo.tasks.spec import normalize_text
 
 __all__ = ["HubTableDataAnalysis", "HubTableFactCheck", "HubTableNumericalReasoning", "HubTableVisualization"]
@@ -114,7 +114,7 @@ class _TableTask(HubTask):
 
     def leak_keys(self, record: Mapping[str, Any], fields: FieldMap) -> set[str]:
         keys = super().leak_keys(record, fields)
-        question, table = record.get("question"), _maybe_json(record.get("table"))
+        question, table = record.get("question"), maybe_json(record.get("table"))
         if isinstance(question, str) and question.strip():
             # The same question about the same table under another instruction template is
             # still the benchmark item.
@@ -130,15 +130,15 @@ class _TableTask(HubTask):
         return answer.strip().rstrip(".").strip()
 
     def reference_of(self, record: Mapping[str, Any], fields: FieldMap) -> str:
-        return self._canonical(_text(record, fields.answer, self.name))
+        return self._canonical(text_field(record, fields.answer, self.name))
 
     def answer_for_training(self, record: Mapping[str, Any]) -> str:
         # As written in the data ("Yes", not the folded "yes" the metric compares).
-        found = _final_answer(_text(record, self.RAW_FIELDS.answer, self.name))
+        found = _final_answer(text_field(record, self.RAW_FIELDS.answer, self.name))
         return found.strip() if found else ""
 
     def rationale_of(self, record: Mapping[str, Any]) -> str:
-        return _text(record, self.RAW_FIELDS.answer, self.name).strip()
+        return text_field(record, self.RAW_FIELDS.answer, self.name).strip()
 
     def render_response(self, answer: str, rationale: str) -> str:
         # TableInstruct responses already end in "Final Answer: ..."; without the rationale the
@@ -243,8 +243,8 @@ class HubTableVisualization(_TableTask):
         from ftdojo.scoring.charts import ChartReference  # lazy: only this task needs it
 
         kind = _CHART_KINDS.get(str(record.get("chart_type", "")).strip().lower())
-        series = _y_series(_text(record, fields.answer, self.name))
-        table = _maybe_json(record.get("table"))
+        series = _y_series(text_field(record, fields.answer, self.name))
+        table = maybe_json(record.get("table"))
         if kind is None or series is None or not isinstance(table, Mapping):
             return ""
         columns, data = table.get("columns"), table.get("data")
@@ -282,7 +282,7 @@ class HubTableVisualization(_TableTask):
         return f"a {ref.get('kind', '?')} chart of column {ref.get('y', '?')!r} (x: {ref.get('x', '?')!r})"
 
     def answer_for_training(self, record: Mapping[str, Any]) -> str:
-        response = _text(record, self.RAW_FIELDS.answer, self.name)
+        response = text_field(record, self.RAW_FIELDS.answer, self.name)
         blocks = _PYTHON_BLOCK.findall(response)
         return blocks[-1].strip() if blocks else ""
 
