@@ -20,8 +20,9 @@ import pytest
 from ftdojo.errors import ConfigError
 from ftdojo.feedback import ErrorKind, Stage
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner, scrubbed_environment
+from ftdojo.sandbox.isolation import network_isolation_prefix
+from ftdojo.sandbox.outcome import MAX_EVENTS
 from ftdojo.sandbox.protocol import MAX_EVENT_BYTES
-from ftdojo.sandbox.runner import MAX_EVENTS, network_isolation_prefix
 
 # Every job here runs both ways: spawned, and forked from the preloaded fork server.
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("launch")]

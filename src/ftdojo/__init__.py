@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
     from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial, Violation
     from ftdojo.sandbox.isolation import Isolation
+    from ftdojo.sandbox.untrusted import UntrustedAgent
     from ftdojo.tasks.spec import Task
-    from ftdojo.untrusted import UntrustedAgent
 
 # Names resolve on first use: the sandbox worker imports this package before it
 # applies its memory limit, and a script that needs only the types should not pay
@@ -96,7 +96,7 @@ _LAZY = {
     "RunEvents": "ftdojo.dojo",
     "RunResult": "ftdojo.results",
     "Violation": "ftdojo.results",
-    "UntrustedAgent": "ftdojo.untrusted",
+    "UntrustedAgent": "ftdojo.sandbox.untrusted",
     "SandboxError": "ftdojo.errors",
     "SandboxTimeout": "ftdojo.errors",
     "Session": "ftdojo.dojo",

@@ -55,7 +55,7 @@ from ftdojo.models import (
 from ftdojo.plans import Plan, TrainConfig
 from ftdojo.results import BaselineResult, Budget, BudgetUsage, Rejection, RunResult, Trial, Violation
 from ftdojo.rundir import best_validated
-from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
+from ftdojo.sandbox import Job, JobOutcome, JobRunner, Limits, SandboxRunner
 from ftdojo.sandbox.isolation import FilesystemView, Isolation
 from ftdojo.serialization import structure, to_json, unstructure
 from ftdojo.tasks.registry import get_task, task_from_reference, task_reference
@@ -487,7 +487,7 @@ class Dojo:
         runs_dir: Path | str | None = None,
         model: str = DEFAULT_MODEL,
         limits: StageLimits | None = None,
-        runner: SandboxRunner | None = None,
+        runner: JobRunner | None = None,
         threads: int | None = None,
         on_event: EventHandler | None = None,
         strict_isolation: bool = False,
