@@ -17,10 +17,12 @@ import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
+from ftdojo import Dojo
 from ftdojo.errors import ConfigError
 from ftdojo.feedback import ErrorKind, Stage
-from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner, scrubbed_environment
-from ftdojo.sandbox.isolation import network_isolation_prefix
+from ftdojo.sandbox import Job, JobOutcome, JobRunner, Limits, SandboxRunner, scrubbed_environment
+from ftdojo.sandbox.backend import EventCallback
+from ftdojo.sandbox.isolation import Isolation, network_isolation_prefix
 from ftdojo.sandbox.outcome import MAX_EVENTS
 from ftdojo.sandbox.protocol import MAX_EVENT_BYTES
 
@@ -475,3 +477,40 @@ async def test_a_job_past_its_disk_quota_is_killed_as_disk(tmp_path: Path) -> No
 
     within = await _run(tmp_path / "small", "fill_disk", {"bytes": 4 * 2**20}, disk_bytes=64 * 2**20)
     assert within.ok, within.root_cause
+
+
+class _InlineRunner:
+    """The least a backend needs: ``isolation`` and ``run`` (it runs nothing)."""
+
+    isolation = Isolation(backend="inline", network_off=False, filesystem_view=False, process_isolation=False)
+
+    async def run(
+        self, job: Job, *, workspace: Path, limits: Limits, on_event: EventCallback | None = None
+    ) -> JobOutcome:
+        return JobOutcome(
+            ok=True,
+            result={"entry": job.entry},
+            error_kind=None,
+            root_cause="",
+            exit_code=0,
+            signal=None,
+            timed_out=False,
+            duration_s=0.0,
+            peak_memory_mb=None,
+            events=(),
+            output="",
+            warnings=(),
+        )
+
+
+@pytest.mark.anyio
+async def test_the_sandbox_runner_and_a_minimal_backend_are_job_runners(tmp_path: Path) -> None:
+    assert isinstance(SandboxRunner(), JobRunner)
+    inline = _InlineRunner()
+    assert isinstance(inline, JobRunner)
+    assert not isinstance(object(), JobRunner)
+
+    outcome = await inline.run(_job("echo"), workspace=tmp_path, limits=Limits())
+    assert outcome.result == {"entry": "ftdojo.testing_jobs:echo"}
+    dojo = Dojo(home=tmp_path / "home", runs_dir=tmp_path / "runs", runner=inline)
+    assert dojo.isolation.backend == "inline"
