@@ -24,6 +24,7 @@ from ftdojo.sandbox import Job, JobOutcome, JobRunner, Limits, SandboxRunner, sc
 from ftdojo.sandbox.backend import EventCallback
 from ftdojo.sandbox.isolation import Isolation, network_isolation_prefix
 from ftdojo.sandbox.outcome import MAX_EVENTS
+from ftdojo.sandbox.process import process_group
 from ftdojo.sandbox.protocol import MAX_EVENT_BYTES
 
 # Every job here runs both ways: spawned, and forked from the preloaded fork server.
@@ -514,3 +515,25 @@ async def test_the_sandbox_runner_and_a_minimal_backend_are_job_runners(tmp_path
     assert outcome.result == {"entry": "ftdojo.testing_jobs:echo"}
     dojo = Dojo(home=tmp_path / "home", runs_dir=tmp_path / "runs", runner=inline)
     assert dojo.isolation.backend == "inline"
+
+
+@pytest.mark.anyio
+async def test_a_process_group_goes_down_whole_when_its_block_is_cancelled() -> None:
+    # What the untrusted agent's host runs under: the leader and what it forked are
+    # killed, and the leader reaped, however the block ends.
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    grandchild = 0
+    with anyio.move_on_after(2.0) as scope:
+        async with process_group([sys.executable, "-c", code]) as process:
+            assert process.stdout is not None
+            grandchild = int((await process.stdout.receive()).split()[0])
+            await anyio.sleep(60)
+    assert scope.cancelled_caught
+    assert process.returncode is not None
+    assert grandchild
+    assert _eventually_dead(grandchild)
