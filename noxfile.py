@@ -20,9 +20,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.6")
+    session.install("ruff>=0.6", "import-linter>=2.0")
     session.run("ruff", "check", "src", "tests", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    # The layers of docs/architecture.md (the contracts live in pyproject.toml); it reads
+    # the source tree, so ftdojo itself need not be installed.
+    session.run("lint-imports", env={"PYTHONPATH": "src"})
 
 
 @nox.session

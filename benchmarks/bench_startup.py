@@ -34,7 +34,7 @@ from ftdojo import Dojo
 from ftdojo.feedback import Stage
 from ftdojo.plans import TrainConfig
 from ftdojo.sandbox import Job, Limits, SandboxRunner, scrubbed_environment
-from ftdojo.sandbox.preloaded import fork_server, shutdown_fork_servers
+from ftdojo.sandbox.fork.handle import fork_server, shutdown_fork_servers
 from ftdojo.serialization import unstructure
 
 

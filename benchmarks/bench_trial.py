@@ -28,7 +28,7 @@ import anyio
 from ftdojo import Budget, Dojo, FTAgent
 from ftdojo.journal import Journal
 from ftdojo.sandbox import Limits, SandboxRunner, scrubbed_environment
-from ftdojo.sandbox.preloaded import fork_server
+from ftdojo.sandbox.fork.handle import fork_server
 
 
 async def one(task: str, model: str, preload: bool, tokens: int, runs: Path) -> dict[str, Any]:

@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 from ftdojo.errors import DataError
 from ftdojo.metrics import load_metric
 from ftdojo.rawformat import dump_records, parse_records
-from ftdojo.sandbox.runner import network_isolation_prefix
+from ftdojo.sandbox.isolation import network_isolation_prefix
 from ftdojo.scoring.charts import (
     CHART_KINDS,
     ChartElement,
     ChartExecutor,
     ChartReference,
-    RunResult,
+    SnippetRun,
     chart_item_scores,
     chart_verdicts,
     check_chart,
@@ -336,7 +336,7 @@ def test_check_chart_rules() -> None:
     ys = [22.99, 24.305, 26.982]
 
     def verdict(*elements: ChartElement, status: Any = "ok") -> bool:
-        return check_chart(RunResult(status=status, elements=elements), reference).passed
+        return check_chart(SnippetRun(status=status, elements=elements), reference).passed
 
     assert verdict(element("bar", ys))
     assert verdict(element("bar", [22.99 * (1 + 1e-9), 24.305, 26.982]))  # float noise
@@ -353,16 +353,16 @@ def test_check_chart_rules() -> None:
     pie = ChartReference.from_json(ref("pie"))
     total = sum(ys)
     assert check_chart(
-        RunResult(status="ok", elements=(element("pie", [v / total for v in ys]),)), pie
+        SnippetRun(status="ok", elements=(element("pie", [v / total for v in ys]),)), pie
     ).passed
-    assert not check_chart(RunResult(status="ok", elements=(element("pie", ys),)), pie).passed
+    assert not check_chart(SnippetRun(status="ok", elements=(element("pie", ys),)), pie).passed
 
     table = "Number,Mass\n11,22.99\n12,24.305"
     scatter = ChartReference.from_json(ref("scatter", table, "Number", "Mass"))
     good = element("scatter", [22.99, 24.305], [11, 12])
     swapped = element("scatter", [11, 12], [22.99, 24.305])
-    assert check_chart(RunResult(status="ok", elements=(good,)), scatter).passed
-    assert not check_chart(RunResult(status="ok", elements=(swapped,)), scatter).passed
+    assert check_chart(SnippetRun(status="ok", elements=(good,)), scatter).passed
+    assert not check_chart(SnippetRun(status="ok", elements=(swapped,)), scatter).passed
 
 
 @pytest.mark.parametrize(

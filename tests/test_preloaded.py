@@ -19,8 +19,8 @@ import pytest
 
 from ftdojo.feedback import ErrorKind, Stage
 from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
+from ftdojo.sandbox.fork.handle import fork_server
 from ftdojo.sandbox.isolation import FilesystemView, detect_isolation
-from ftdojo.sandbox.preloaded import fork_server
 
 pytestmark = [
     pytest.mark.anyio,
@@ -181,7 +181,7 @@ async def test_a_job_the_server_cannot_fork_is_spawned_in_its_sandbox_and_says_s
     import socket
     import threading
 
-    from ftdojo.sandbox import preloaded
+    from ftdojo.sandbox.fork import handle
 
     def refusing_connect(self: Any) -> socket.socket:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -197,7 +197,7 @@ async def test_a_job_the_server_cannot_fork_is_spawned_in_its_sandbox_and_says_s
         threading.Thread(target=serve, daemon=True).start()
         return ours
 
-    monkeypatch.setattr(preloaded.ForkServer, "connect", refusing_connect)
+    monkeypatch.setattr(handle.ForkServer, "connect", refusing_connect)
     view = FilesystemView(writable=(str(tmp_path / "ws"),))
     outcome = await SandboxRunner(preload=LIGHT).run(
         _job("echo", {"x": 2}, view=view), workspace=tmp_path / "ws", limits=Limits()

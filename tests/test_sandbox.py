@@ -17,11 +17,15 @@ import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
+from ftdojo import Dojo
 from ftdojo.errors import ConfigError
 from ftdojo.feedback import ErrorKind, Stage
-from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner, scrubbed_environment
+from ftdojo.sandbox import Job, JobOutcome, JobRunner, Limits, SandboxRunner, scrubbed_environment
+from ftdojo.sandbox.backend import EventCallback
+from ftdojo.sandbox.isolation import Isolation, network_isolation_prefix
+from ftdojo.sandbox.outcome import MAX_EVENTS
+from ftdojo.sandbox.process import process_group
 from ftdojo.sandbox.protocol import MAX_EVENT_BYTES
-from ftdojo.sandbox.runner import MAX_EVENTS, network_isolation_prefix
 
 # Every job here runs both ways: spawned, and forked from the preloaded fork server.
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("launch")]
@@ -474,3 +478,62 @@ async def test_a_job_past_its_disk_quota_is_killed_as_disk(tmp_path: Path) -> No
 
     within = await _run(tmp_path / "small", "fill_disk", {"bytes": 4 * 2**20}, disk_bytes=64 * 2**20)
     assert within.ok, within.root_cause
+
+
+class _InlineRunner:
+    """The least a backend needs: ``isolation`` and ``run`` (it runs nothing)."""
+
+    isolation = Isolation(backend="inline", network_off=False, filesystem_view=False, process_isolation=False)
+
+    async def run(
+        self, job: Job, *, workspace: Path, limits: Limits, on_event: EventCallback | None = None
+    ) -> JobOutcome:
+        return JobOutcome(
+            ok=True,
+            result={"entry": job.entry},
+            error_kind=None,
+            root_cause="",
+            exit_code=0,
+            signal=None,
+            timed_out=False,
+            duration_s=0.0,
+            peak_memory_mb=None,
+            events=(),
+            output="",
+            warnings=(),
+        )
+
+
+@pytest.mark.anyio
+async def test_the_sandbox_runner_and_a_minimal_backend_are_job_runners(tmp_path: Path) -> None:
+    assert isinstance(SandboxRunner(), JobRunner)
+    inline = _InlineRunner()
+    assert isinstance(inline, JobRunner)
+    assert not isinstance(object(), JobRunner)
+
+    outcome = await inline.run(_job("echo"), workspace=tmp_path, limits=Limits())
+    assert outcome.result == {"entry": "ftdojo.testing_jobs:echo"}
+    dojo = Dojo(home=tmp_path / "home", runs_dir=tmp_path / "runs", runner=inline)
+    assert dojo.isolation.backend == "inline"
+
+
+@pytest.mark.anyio
+async def test_a_process_group_goes_down_whole_when_its_block_is_cancelled() -> None:
+    # What the untrusted agent's host runs under: the leader and what it forked are
+    # killed, and the leader reaped, however the block ends.
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    grandchild = 0
+    with anyio.move_on_after(2.0) as scope:
+        async with process_group([sys.executable, "-c", code]) as process:
+            assert process.stdout is not None
+            grandchild = int((await process.stdout.receive()).split()[0])
+            await anyio.sleep(60)
+    assert scope.cancelled_caught
+    assert process.returncode is not None
+    assert grandchild
+    assert _eventually_dead(grandchild)

@@ -66,9 +66,9 @@ if TYPE_CHECKING:
         Violation,
     )
     from ftdojo.sandbox.isolation import Isolation
+    from ftdojo.sandbox.untrusted import UntrustedAgent
     from ftdojo.session import Agent, Session
     from ftdojo.tasks.spec import Task
-    from ftdojo.untrusted import UntrustedAgent
 
 # Names resolve on first use: the sandbox worker imports this package before it
 # applies its memory limit, and a script that needs only the types should not pay
@@ -109,7 +109,7 @@ _LAZY = {
     "RunEvents": "ftdojo.dojo",
     "RunResult": "ftdojo.results",
     "Violation": "ftdojo.results",
-    "UntrustedAgent": "ftdojo.untrusted",
+    "UntrustedAgent": "ftdojo.sandbox.untrusted",
     "SandboxError": "ftdojo.errors",
     "SandboxTimeout": "ftdojo.errors",
     "SchemaError": "ftdojo.errors",

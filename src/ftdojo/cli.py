@@ -597,7 +597,7 @@ def _make_planner(name: str, seed: int, llm_rationales: int) -> Any:
 
 
 def _untrusted_factory(entry: str, seed: int) -> Any:
-    from ftdojo.untrusted import UntrustedAgent
+    from ftdojo.sandbox.untrusted import UntrustedAgent
 
     return UntrustedAgent(entry, kwargs={"seed": seed}, python_path=[Path.cwd()])
 

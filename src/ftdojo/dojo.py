@@ -50,8 +50,9 @@ from ftdojo.models import DEFAULT_MODEL, ModelInfo, ModelStore, default_home, mo
 from ftdojo.pipeline import JobEntries, PreparedTask, StageLimits, TrialPipeline, TrialServices
 from ftdojo.plans import Plan
 from ftdojo.results import BaselineResult, Budget, BudgetLeft, Rejection, RunResult, Trial, Violation
-from ftdojo.sandbox import Job, JobOutcome, Limits, SandboxRunner
+from ftdojo.sandbox import Job, JobOutcome, JobRunner, Limits, SandboxRunner
 from ftdojo.sandbox.isolation import FilesystemView, Isolation
+from ftdojo.sandbox.untrusted import AgentHostGrant, HostedAgent
 from ftdojo.serialization import structure, to_json, unstructure
 from ftdojo.session import Agent
 from ftdojo.tasks.registry import get_task, task_from_reference, task_reference
@@ -178,14 +179,6 @@ class LocalSession:
         return self.__run.record_rejection(
             plan, tuple(reasons), seconds=seconds, projected_seconds=projected_seconds
         )
-
-    # -- for ftdojo.untrusted only: the Dojo side of an agent in its own process ----
-
-    def _run_for_untrusted_agent(self) -> _Run:
-        return self.__run
-
-    def _report_violations(self, found: Sequence[Mapping[str, Any]]) -> None:
-        self.__run.record_violations(None, None, found)
 
 
 class _Run:
@@ -395,7 +388,7 @@ class Dojo:
         runs_dir: Path | str | None = None,
         model: str = DEFAULT_MODEL,
         limits: StageLimits | None = None,
-        runner: SandboxRunner | None = None,
+        runner: JobRunner | None = None,
         threads: int | None = None,
         on_event: EventHandler | None = None,
         strict_isolation: bool = False,
@@ -532,6 +525,28 @@ class Dojo:
             hidden=self._hidden_paths(),
             # Re-exposed in case the user put the caches inside the runs folder.
             readable=(self._repository.root, prepared.model_path),
+        )
+
+    def _agent_host_grant(self, run: _Run) -> AgentHostGrant:
+        """What an agent in its own process may have of this run beyond the session: its
+        workspace, a view without the private splits, journals and evaluator files, the raw
+        sources' files, and a way to report what it tried that crossed the sandbox."""
+        workspace = run.run_dir / "agent"
+        workspace.mkdir(parents=True, exist_ok=True)
+        catalog = run.prepared.catalog
+        return AgentHostGrant(
+            workspace=workspace,
+            view=FilesystemView.of(
+                writable=(workspace,), hidden=self._hidden_paths(), readable=(self._repository.root,)
+            ),
+            sources={
+                entry.source_id: {
+                    "path": str(self._repository.source_path(catalog, entry.source_id)),
+                    "format": entry.format,
+                }
+                for entry in catalog.entries
+            },
+            report_violations=lambda found: run.record_violations(None, None, found),
         )
 
     # -- preparation --------------------------------------------------------------
@@ -685,8 +700,12 @@ class Dojo:
             }
         )
         stop_reason = "agent finished"
+        session = LocalSession(run)
         try:
-            await agent.run(LocalSession(run))
+            if isinstance(agent, HostedAgent):
+                await agent.run_hosted(session, self._agent_host_grant(run))
+            else:
+                await agent.run(session)
         except BudgetExhausted as exc:
             stop_reason = str(exc)
         except Exception as exc:  # the agent's own bug must not lose finished trials

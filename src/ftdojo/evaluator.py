@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import attrs
 
@@ -32,8 +32,9 @@ from ftdojo.datarepo import RawDataRepository
 from ftdojo.errors import ModelError
 from ftdojo.feedback import EvaluationFeedback, Stage
 from ftdojo.jobs.contracts import EvalJob, EvalResult
-from ftdojo.sandbox import JobOutcome, Limits
+from ftdojo.sandbox.backend import JobLauncher
 from ftdojo.sandbox.isolation import FilesystemView
+from ftdojo.sandbox.jobs import JobOutcome, Limits
 from ftdojo.serialization import structure, unstructure
 from ftdojo.tasks.registry import task_reference
 from ftdojo.tasks.spec import EvalItem, TaskSpec
@@ -42,7 +43,6 @@ __all__ = [
     "EVALUATE_ENTRY",
     "EvaluationSettings",
     "HeldOutEvaluator",
-    "JobLauncher",
     "Split",
     "evaluation_result",
 ]
@@ -51,21 +51,6 @@ Split = Literal["validation", "test"]
 
 #: The evaluate job's entry: the only code that reads a split, in its own process.
 EVALUATE_ENTRY = "ftdojo.jobs.evaluate:evaluate"
-
-
-class JobLauncher(Protocol):
-    """How the Dojo starts one sandboxed job: its worker limit, event forwarding and runner."""
-
-    def __call__(
-        self,
-        entry: str,
-        payload: dict[str, Any],
-        stage: Stage,
-        workspace: Path,
-        limits: Limits,
-        tags: Mapping[str, Any],
-        view: FilesystemView | None = None,
-    ) -> Awaitable[JobOutcome]: ...
 
 
 def _write_items(path: Path, items: list[EvalItem]) -> None:

@@ -34,7 +34,7 @@ from ftdojo.feedback import Stage
 from ftdojo.serialization import unstructure
 
 if TYPE_CHECKING:
-    from ftdojo.evaluator import JobLauncher
+    from ftdojo.sandbox.backend import JobLauncher
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -387,7 +387,7 @@ class ModelStore:
     async def _build_embedded(self, name: str, local: Path) -> None:
         import anyio.to_thread
 
-        from ftdojo.sandbox import Limits
+        from ftdojo.sandbox.jobs import Limits
 
         spec = EMBEDDED_MODELS[name]
         workspace = self.home / "tmp" / f"build-{name}-{os.getpid()}"

@@ -25,7 +25,7 @@ from ftdojo.artifacts import check_model_artifacts
 from ftdojo.budget import BudgetClock
 from ftdojo.cards import DataCatalog
 from ftdojo.errors import SchemaError
-from ftdojo.evaluator import HeldOutEvaluator, JobLauncher
+from ftdojo.evaluator import HeldOutEvaluator
 from ftdojo.feedback import (
     DataFeedback,
     ErrorKind,
@@ -39,8 +39,9 @@ from ftdojo.jobs.contracts import BuildJob, BuildResult, EvalResult, TrainJob, T
 from ftdojo.models import ModelInfo
 from ftdojo.plans import Plan, TrainConfig
 from ftdojo.results import Trial
-from ftdojo.sandbox import JobOutcome, Limits
+from ftdojo.sandbox.backend import JobLauncher
 from ftdojo.sandbox.isolation import FilesystemView
+from ftdojo.sandbox.jobs import JobOutcome, Limits
 from ftdojo.serialization import structure, unstructure
 from ftdojo.tasks.registry import task_reference
 from ftdojo.tasks.spec import TaskSpec

@@ -21,9 +21,9 @@ import ftdojo.metrics
 from ftdojo import Budget, DataRecipe, Dojo, ErrorKind, Plan, SourceSelection, StageLimits, TrainConfig
 from ftdojo.sandbox import Limits
 from ftdojo.sandbox.isolation import detect_isolation
+from ftdojo.sandbox.untrusted import UntrustedAgent
 from ftdojo.serialization import unstructure
 from ftdojo.tasks.registry import get_task
-from ftdojo.untrusted import UntrustedAgent
 
 pytestmark = [
     pytest.mark.anyio,

@@ -16,8 +16,8 @@ import ftdojo.metrics
 from ftdojo import Budget, Dojo
 from ftdojo.errors import AgentError
 from ftdojo.sandbox.isolation import detect_isolation
+from ftdojo.sandbox.untrusted import UntrustedAgent
 from ftdojo.tasks.registry import get_task
-from ftdojo.untrusted import UntrustedAgent
 
 pytestmark = [
     pytest.mark.anyio,

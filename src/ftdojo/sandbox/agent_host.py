@@ -179,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     handshake_path = Path(args[0]).resolve()
     handshake = json.loads(handshake_path.read_text(encoding="utf-8"))
     # The same resource limits as a job's, before the agent's code is imported.
-    from ftdojo.sandbox.worker import _apply_limits
+    from ftdojo.sandbox.worker import apply_limits
 
-    for problem in _apply_limits(handshake.get("limits") or {}):
+    for problem in apply_limits(handshake.get("limits") or {}):
         print(f"ftdojo agent host: {problem}", file=sys.stderr)
     # The request channel is moved off fd 1 so that whatever the agent prints goes to stderr.
     sys.stdout.flush()

@@ -11,7 +11,8 @@ has against a careless recipe. It is no security boundary on its own: native cod
 (``ctypes``) can call the kernel without raising audit events, which is why loading
 native code from an untrusted recipe is reported too.
 
-Standard library only: installed in the child before the job's entry is imported.
+Standard library only (and :mod:`ftdojo.sandbox.paths`): installed in the child before
+the job's entry is imported.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+
+from ftdojo.sandbox.paths import is_under
 
 __all__ = ["Guard", "untrusted_code"]
 
@@ -47,10 +50,6 @@ _PROC_WINDOWS = frozenset({"root", "cwd", "fd", "environ", "mem", "maps", "map_f
 
 #: The guard of this process, once the worker installed one.
 _active: Guard | None = None
-
-
-def _under(path: str, roots: Sequence[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
 def _loopback(address: tuple[Any, ...]) -> bool:
@@ -102,11 +101,13 @@ class Guard:
 
     def _hidden(self, path: str) -> bool:
         return (
-            _under(path, self.hidden) and not _under(path, self.writable) and not _under(path, self.readable)
+            is_under(path, self.hidden)
+            and not is_under(path, self.writable)
+            and not is_under(path, self.readable)
         )
 
     def _may_write(self, path: str) -> bool:
-        return not self.has_view or _under(path, self.writable) or path.startswith(_HARMLESS_WRITES)
+        return not self.has_view or is_under(path, self.writable) or path.startswith(_HARMLESS_WRITES)
 
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
         if getattr(self._local, "busy", False):
@@ -161,7 +162,7 @@ class Guard:
         if writing and not self._may_write(path):
             self._flag("write_outside", path)
             return
-        if self.has_view and _under(path, self.writable):
+        if self.has_view and is_under(path, self.writable):
             # A link placed in the job's own folder can point anywhere.
             real = os.path.realpath(path)
             if real != path and self._hidden(real):
@@ -187,7 +188,7 @@ class Guard:
             return
         if event == "os.symlink" and not os.path.isabs(os.fsdecode(os.fspath(args[0]))):
             source = os.path.abspath(os.path.join(os.path.dirname(destination), os.fsdecode(args[0])))
-        if self._hidden(source) or (self.has_view and not _under(source, (*self.writable, *self.readable))):
+        if self._hidden(source) or (self.has_view and not is_under(source, (*self.writable, *self.readable))):
             self._flag("link", f"{event} {destination} -> {source}")
 
 

@@ -23,27 +23,40 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shlex
 import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TypeAlias
 
 import attrs
 
+from ftdojo.sandbox.paths import is_under
+
 __all__ = [
+    "BUBBLEWRAP",
+    "NONE",
+    "UNSHARE",
     "FilesystemView",
     "Isolation",
     "IsolationBackend",
     "detect_isolation",
+    "gpu_device_nodes",
     "isolation_prefix",
+    "network_isolation_prefix",
+    "pids_cgroup_root",
 ]
 
-#: The backends, strongest first.
-IsolationBackend = Literal["bubblewrap", "unshare", "none"]
+#: The name of what isolates a job, as recorded in :attr:`Isolation.backend`. Open, so
+#: that a :class:`~ftdojo.sandbox.backend.JobRunner` of another kind (containers, a
+#: remote machine) can name its own; the ones this module detects are the constants
+#: below, strongest first.
+IsolationBackend: TypeAlias = str
+#: bubblewrap: network, filesystem view and pid namespace, no capabilities.
 BUBBLEWRAP: IsolationBackend = "bubblewrap"
+#: ``unshare``: a network namespace only.
 UNSHARE: IsolationBackend = "unshare"
+#: Nothing: the job runs as the Dojo's user, with the Dojo's network.
 NONE: IsolationBackend = "none"
 
 _PROBE_SECONDS = 10.0
@@ -77,15 +90,11 @@ class FilesystemView:
 
     def is_hidden(self, path: str) -> bool:
         """Whether ``path`` (absolute) lies in a hidden folder and is not re-exposed."""
-        inside = _under(path, self.hidden)
-        return inside and not _under(path, self.writable) and not _under(path, self.readable)
+        inside = is_under(path, self.hidden)
+        return inside and not is_under(path, self.writable) and not is_under(path, self.readable)
 
     def is_writable(self, path: str) -> bool:
-        return _under(path, self.writable)
-
-
-def _under(path: str, roots: Sequence[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+        return is_under(path, self.writable)
 
 
 @attrs.frozen(kw_only=True)
@@ -198,6 +207,16 @@ def _probe_backends() -> tuple[str | None, tuple[str, ...] | None, tuple[str, ..
                 break
             notes.append(f"unshare cannot create a network namespace ({why})")
     return working_bwrap, working_unshare, tuple(notes)
+
+
+def network_isolation_prefix() -> tuple[str, ...] | None:
+    """The ``unshare`` prefix that runs a command without network, or ``None`` where unavailable.
+
+    Probed once per process: ``unshare -n`` needs CAP_SYS_ADMIN (root), ``unshare -r -n``
+    needs unprivileged user namespaces; containers often allow neither. Sandboxed jobs use
+    :func:`isolation_prefix`, which prefers bubblewrap.
+    """
+    return _probe_backends()[1]
 
 
 def detect_isolation(*, allow_network: bool = False) -> Isolation:
@@ -329,21 +348,3 @@ def _remove_stale_groups(root: Path) -> None:
             if owner.isdigit() and not Path(f"/proc/{owner}").exists():
                 with contextlib.suppress(OSError):
                     group.rmdir()
-
-
-def launcher(*, cgroup: Path | None, ignore_sigterm: bool) -> list[str]:
-    """A ``sh`` prefix that enters ``cgroup`` (before anything can fork) and/or starts the
-    rest with SIGTERM ignored.
-
-    bubblewrap dies of SIGTERM and takes the namespace down with it, which would rob the
-    job of its grace period. Started with SIGTERM ignored (kept across exec), it lives on
-    while the job, which resets the signal, gets it from the process group.
-    """
-    steps = []
-    if cgroup is not None:
-        steps.append(f"echo $$ > {shlex.quote(str(cgroup / 'cgroup.procs'))} || exit 125")
-    if ignore_sigterm:
-        steps.append('trap "" TERM')
-    if not steps:
-        return []
-    return ["/bin/sh", "-c", "; ".join([*steps, 'exec "$0" "$@"'])]

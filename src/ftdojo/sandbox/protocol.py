@@ -29,6 +29,7 @@ __all__ = [
     "JOB_FILE",
     "MAX_EVENT_BYTES",
     "MAX_VIOLATIONS",
+    "OOM_MARKERS",
     "RESULT_FILE",
     "WORKER_MODULE",
     "JobFailure",
@@ -46,6 +47,17 @@ RESULT_FILE = "result.json"
 MAX_EVENT_BYTES = 1024 * 1024
 #: ``"violation"`` events (``kind``, ``detail``) kept per job.
 MAX_VIOLATIONS = 100
+#: Lower-case text that names an out-of-memory failure: in the message of a job's
+#: ``RuntimeError`` (the worker) and in a crashed job's output (the runner). "cannot
+#: allocate memory" is strerror(ENOMEM), e.g. from a failed mmap; "defaultcpuallocator"
+#: is torch's CPU allocator failing.
+OOM_MARKERS = (
+    "memoryerror",
+    "can't allocate memory",
+    "cannot allocate memory",
+    "out of memory",
+    "defaultcpuallocator",
+)
 
 
 class JobFailure(FTDojoError):

@@ -31,11 +31,9 @@ if TYPE_CHECKING:
     from ftdojo.feedback import ErrorKind, Stage
     from ftdojo.sandbox.protocol import WorkerContext
 
-__all__ = ["classify_exception", "main"]
+__all__ = ["apply_limits", "classify_exception", "main"]
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-# "cannot allocate memory" is strerror(ENOMEM), e.g. from a failed mmap.
-_OOM_MARKERS = ("can't allocate memory", "cannot allocate memory", "out of memory", "defaultcpuallocator")
 _MESSAGE_LIMIT = 4000
 # Released when a MemoryError is being reported, so that the report itself has room.
 _RESERVE_BYTES = 1024 * 1024
@@ -68,7 +66,9 @@ def _memory_rlimit() -> tuple[str, int]:
     return "RLIMIT_AS", resource.RLIMIT_AS
 
 
-def _apply_limits(limits: Mapping[str, Any]) -> list[str]:
+def apply_limits(limits: Mapping[str, Any]) -> list[str]:
+    """Apply a job's :class:`~ftdojo.sandbox.Limits` (as a dict) to this process, hard
+    limits included; returns what could not be applied, in words."""
     problems: list[str] = []
     wanted: list[tuple[str, int, int | None]] = [
         (*_memory_rlimit(), limits.get("memory_bytes")),
@@ -155,7 +155,7 @@ def classify_exception(exc: BaseException, stage: Stage) -> ErrorKind:
     """The error kind of an exception a job raised in ``stage``."""
     from ftdojo.errors import ConfigError, DataError
     from ftdojo.feedback import ErrorKind, Stage
-    from ftdojo.sandbox.protocol import JobFailure
+    from ftdojo.sandbox.protocol import OOM_MARKERS, JobFailure
 
     if isinstance(exc, JobFailure):
         return exc.kind
@@ -163,7 +163,7 @@ def classify_exception(exc: BaseException, stage: Stage) -> ErrorKind:
         return ErrorKind.OOM
     if isinstance(exc, RuntimeError):
         text = _safe_str(exc).lower()
-        if any(marker in text for marker in _OOM_MARKERS):
+        if any(marker in text for marker in OOM_MARKERS):
             return ErrorKind.OOM
     if isinstance(exc, ImportError):
         return ErrorKind.ENV
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     job_path = Path(args[0]).resolve()
     spec = json.loads(job_path.read_text(encoding="utf-8"))
     limits: Mapping[str, Any] = spec.get("limits") or {}
-    problems = _apply_limits(limits)
+    problems = apply_limits(limits)
     workspace = job_path.parent
     _drop_workspace_from_path(workspace)
     events_fd = _take_event_channel()

@@ -37,7 +37,7 @@ The sandbox
 Model output is untrusted code. :class:`ChartExecutor` starts one *fork server*, a child
 process that imports pandas and matplotlib once and then forks a grandchild per
 snippet. The server is started with a scrubbed environment (an allowlist, see
-:func:`ftdojo.sandbox.runner.scrubbed_environment`) and, where ``unshare`` allows it, in
+:func:`ftdojo.sandbox.scrubbed_environment`) and, where ``unshare`` allows it, in
 network and PID namespaces of its own (no network at all; and every process a snippet
 leaves behind dies with the server, which also sweeps its namespace after each batch).
 Each grandchild, before it runs a snippet:
@@ -99,14 +99,18 @@ from typing import Any, Literal, NoReturn
 
 import attrs
 
+from ftdojo.errors import FTDojoError
+from ftdojo.sandbox.paths import is_under
+from ftdojo.sandbox.process import signal_group
+
 __all__ = [
     "CHART_KINDS",
     "ChartElement",
     "ChartExecutor",
     "ChartExecutorError",
     "ChartReference",
-    "RunResult",
-    "Verdict",
+    "ChartVerdict",
+    "SnippetRun",
     "chart_item_scores",
     "chart_verdicts",
     "check_chart",
@@ -131,7 +135,7 @@ _CACHE_ENTRIES = 100_000
 _SERVER_BOOT = "from ftdojo.scoring.charts import _serve; _serve()"
 
 
-class ChartExecutorError(RuntimeError):
+class ChartExecutorError(FTDojoError, RuntimeError):
     """The executor itself could not run (the server would not start): not a snippet's fault."""
 
 
@@ -225,7 +229,7 @@ class ChartElement:
 
 
 @attrs.frozen(kw_only=True)
-class RunResult:
+class SnippetRun:
     """How one snippet ran: ``ok`` with the chart elements it left, or why not."""
 
     status: RunStatus
@@ -236,7 +240,7 @@ class RunResult:
 
 
 @attrs.frozen(kw_only=True)
-class Verdict:
+class ChartVerdict:
     passed: bool
     #: Why it failed; empty when it passed.
     reason: str = ""
@@ -249,21 +253,23 @@ def _same(actual: Sequence[float | None], expected: Sequence[float]) -> bool:
     )
 
 
-def check_chart(run: RunResult, reference: ChartReference) -> Verdict:
+def check_chart(run: SnippetRun, reference: ChartReference) -> ChartVerdict:
     """Whether ``run`` drew the chart ``reference`` asks for (the rules in the module docstring)."""
     if run.status != "ok":
-        return Verdict(passed=False, reason=run.reason or run.status)
+        return ChartVerdict(passed=False, reason=run.reason or run.status)
     others = sorted({e.kind for e in run.elements} - {reference.kind})
     if others:
-        return Verdict(passed=False, reason=f"the figure also holds a {', '.join(others)} chart")
+        return ChartVerdict(passed=False, reason=f"the figure also holds a {', '.join(others)} chart")
     candidates = [e for e in run.elements if e.kind == reference.kind]
     if not candidates:
-        return Verdict(passed=False, reason=f"the figure holds no {reference.kind} chart")
+        return ChartVerdict(passed=False, reason=f"the figure holds no {reference.kind} chart")
     values, x_values = reference.expected()
     for element in candidates:
         if _same(element.values, values) and _same(element.x_values, x_values):
-            return Verdict(passed=True)
-    return Verdict(passed=False, reason=f"the {reference.kind} chart does not show column {reference.y!r}")
+            return ChartVerdict(passed=True)
+    return ChartVerdict(
+        passed=False, reason=f"the {reference.kind} chart does not show column {reference.y!r}"
+    )
 
 
 # -- framing between the parent and the server ----------------------------------------------
@@ -356,15 +362,16 @@ _MAX_FILES_WRITTEN = 32
 _PR_SET_PDEATHSIG = 1
 
 
-def _inside(path: str, roots: Sequence[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
-
 def _install_guard(job_dir: str, read_roots: Sequence[str]) -> None:
     """An audit hook refusing what a chart snippet has no business doing (see the module docstring).
 
     It raises PermissionError inside the offending call, so the snippet fails with a
     clear message. Paths are resolved (symlinks followed) before they are compared.
+
+    Not the worker's :class:`ftdojo.sandbox.guard.Guard`, whose rules are the other way
+    round: a job may read anything but the hidden folders, and most of what it crosses is
+    reported rather than refused; a snippet may read only its folder and the Python
+    installation, and everything it crosses is refused.
     """
     write_roots = (job_dir,)
     all_read_roots = (job_dir, *read_roots)
@@ -386,7 +393,7 @@ def _install_guard(job_dir: str, read_roots: Sequence[str]) -> None:
         for k in positions:
             if k < len(args) and args[k] is not None:
                 path = resolved(args[k])
-                if path is None or not _inside(path, roots):
+                if path is None or not is_under(path, roots):
                     refuse(event, f" ({args[k]!r})")
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
@@ -731,8 +738,9 @@ class _Runtime:
 
     def _finish(self, run: _Running, *, timed_out: bool) -> dict[str, Any]:
         natural = None if timed_out else self._exit_status(run.pid, grace=0.05)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(run.pid, signal.SIGKILL)
+        # No SIGTERM and grace period first: a snippet has nothing to save, and the server
+        # reaps synchronously between snippets (see ftdojo.sandbox.process for the runner's).
+        signal_group(run.pid, signal.SIGKILL)
         while run.pid not in self.exited:
             try:
                 _, status = os.waitpid(run.pid, 0)
@@ -790,8 +798,7 @@ class _Runtime:
                     yield self._finish(running.pop(fd), timed_out=True)
         finally:
             for run in running.values():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(run.pid, signal.SIGKILL)
+                signal_group(run.pid, signal.SIGKILL)
             self._sweep()
 
     def _sweep(self) -> None:
@@ -854,7 +861,7 @@ class _ServerDied(Exception):
 
 def _isolation_prefix() -> tuple[tuple[str, ...], bool]:
     """``(command prefix, whether it adds a PID namespace)`` for the server; ``((), False)`` without."""
-    from ftdojo.sandbox.runner import network_isolation_prefix
+    from ftdojo.sandbox.isolation import network_isolation_prefix
 
     base = network_isolation_prefix()
     if base is None:
@@ -890,7 +897,8 @@ class _Server:
     """One fork-server process, spoken to through length-prefixed JSON frames."""
 
     def __init__(self, settings: dict[str, Any], workspace: Path, mpl_config: Path, isolate: bool) -> None:
-        from ftdojo.sandbox.runner import Limits, scrubbed_environment
+        from ftdojo.sandbox.environment import scrubbed_environment
+        from ftdojo.sandbox.jobs import Limits
 
         prefix, pid_namespace = _cached_isolation_prefix() if isolate else ((), False)
         self.network_isolated = bool(prefix)
@@ -986,7 +994,9 @@ class _Server:
 
     def close(self) -> None:
         # The server (or unshare, whose --kill-child takes the server and its PID namespace
-        # with it); grandchildren die with the server (PR_SET_PDEATHSIG).
+        # with it); grandchildren die with the server (PR_SET_PDEATHSIG). The server is a
+        # plain blocking Popen (the executor is called from synchronous scoring code) and
+        # no group leader, so ftdojo.sandbox.process's asynchronous group helpers do not apply.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             self._process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -1011,21 +1021,21 @@ def _default_parallel() -> int:
     return max(1, min(4, cores))
 
 
-def _run_result(message: dict[str, Any]) -> RunResult:
+def _run_result(message: dict[str, Any]) -> SnippetRun:
     status = message.get("status")
     reason = str(message.get("reason") or "")[:_MAX_REASON_CHARS]
     seconds = float(message.get("seconds") or 0.0)
     if status != "ok":
         known: tuple[RunStatus, ...] = ("error", "timeout", "died", "invalid")
-        return RunResult(status=status if status in known else "invalid", reason=reason, seconds=seconds)
+        return SnippetRun(status=status if status in known else "invalid", reason=reason, seconds=seconds)
     elements = []
     raw = message.get("elements")
     for item in raw if isinstance(raw, list) else []:
         if not isinstance(item, dict) or item.get("kind") not in CHART_KINDS:
-            return RunResult(status="invalid", reason="the chart data are malformed", seconds=seconds)
+            return SnippetRun(status="invalid", reason="the chart data are malformed", seconds=seconds)
         values, x_values = item.get("values"), item.get("x_values", [])
         if not isinstance(values, list) or not isinstance(x_values, list):
-            return RunResult(status="invalid", reason="the chart data are malformed", seconds=seconds)
+            return SnippetRun(status="invalid", reason="the chart data are malformed", seconds=seconds)
         elements.append(
             ChartElement(
                 kind=item["kind"],
@@ -1033,7 +1043,7 @@ def _run_result(message: dict[str, Any]) -> RunResult:
                 x_values=tuple(_finite(v) for v in x_values),
             )
         )
-    return RunResult(status="ok", elements=tuple(elements), seconds=seconds)
+    return SnippetRun(status="ok", elements=tuple(elements), seconds=seconds)
 
 
 class ChartExecutor:
@@ -1110,8 +1120,8 @@ class ChartExecutor:
         rounds = math.ceil(n_jobs / self._parallel)
         return time.monotonic() + rounds * (self.timeout_s + 2.0) + 30.0
 
-    def run(self, snippets: Sequence[tuple[str, str]]) -> list[RunResult]:
-        """Run each ``(code, csv)`` pair; one :class:`RunResult` per pair, in order.
+    def run(self, snippets: Sequence[tuple[str, str]]) -> list[SnippetRun]:
+        """Run each ``(code, csv)`` pair; one :class:`SnippetRun` per pair, in order.
 
         Raises :class:`ChartExecutorError` only when the executor cannot start at all.
         """
@@ -1125,8 +1135,8 @@ class ChartExecutor:
             results = self._run_jobs(jobs)
             return [results[unique[pair]] for pair in snippets]
 
-    def _run_jobs(self, jobs: list[dict[str, Any]]) -> dict[int, RunResult]:
-        done: dict[int, RunResult] = {}
+    def _run_jobs(self, jobs: list[dict[str, Any]]) -> dict[int, SnippetRun]:
+        done: dict[int, SnippetRun] = {}
         try:
             raw = self._ensure_server().run_batch(jobs, self._deadline(len(jobs)))
             done.update((k, _run_result(v)) for k, v in raw.items())
@@ -1143,7 +1153,7 @@ class ChartExecutor:
                 done[job["id"]] = _run_result(raw[job["id"]])
             except (_ServerDied, KeyError):
                 self._drop_server()
-                done[job["id"]] = RunResult(status="died", reason="the snippet brought the executor down")
+                done[job["id"]] = SnippetRun(status="died", reason="the snippet brought the executor down")
         return done
 
     def close(self) -> None:
@@ -1168,7 +1178,7 @@ def shared_executor() -> ChartExecutor:
         return _SHARED
 
 
-_VERDICTS: OrderedDict[tuple[str, str], Verdict] = OrderedDict()
+_VERDICTS: OrderedDict[tuple[str, str], ChartVerdict] = OrderedDict()
 _VERDICTS_LOCK = threading.Lock()
 
 
@@ -1177,8 +1187,8 @@ def chart_verdicts(
     references: Sequence[str],
     *,
     executor: ChartExecutor | None = None,
-) -> list[Verdict]:
-    """One :class:`Verdict` per item; ``None`` predictions fail without running anything.
+) -> list[ChartVerdict]:
+    """One :class:`ChartVerdict` per item; ``None`` predictions fail without running anything.
 
     References are :meth:`ChartReference.to_json` documents; a malformed one raises
     ``ValueError`` (a broken benchmark item is not the model's fault). Verdicts are cached
@@ -1187,12 +1197,12 @@ def chart_verdicts(
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
     parsed = [ChartReference.from_json(r) for r in references]
-    verdicts: list[Verdict | None] = [None] * len(predictions)
+    verdicts: list[ChartVerdict | None] = [None] * len(predictions)
     to_run: list[int] = []
     with _VERDICTS_LOCK:
         for k, (code, reference) in enumerate(zip(predictions, references, strict=True)):
             if code is None:
-                verdicts[k] = Verdict(passed=False, reason="no code block")
+                verdicts[k] = ChartVerdict(passed=False, reason="no code block")
             elif (code, reference) in _VERDICTS:
                 _VERDICTS.move_to_end((code, reference))
                 verdicts[k] = _VERDICTS[(code, reference)]
@@ -1208,7 +1218,7 @@ def chart_verdicts(
                 _VERDICTS[(str(predictions[k]), references[k])] = verdict
             while len(_VERDICTS) > _CACHE_ENTRIES:
                 _VERDICTS.popitem(last=False)
-    return [v if v is not None else Verdict(passed=False, reason="not scored") for v in verdicts]
+    return [v if v is not None else ChartVerdict(passed=False, reason="not scored") for v in verdicts]
 
 
 def chart_item_scores(

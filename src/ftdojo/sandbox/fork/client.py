@@ -1,6 +1,6 @@
 """The job's stand-in inside its sandbox when a fork server runs the job.
 
-Started by path (``python -I -S forkclient.py FD JOB_JSON``) at the end of the usual launch
+Started by path (``python -I -S .../fork/client.py FD JOB_JSON``) at the end of the usual launch
 chain, so it is already in the job's cgroup, namespaces and filesystem view. It uses the
 standard library only, and imports nothing of ftdojo: it starts in milliseconds.
 
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
         at = argv.index("--")
         argv, fallback = argv[:at], argv[at + 1 :]
     if len(argv) != 2 or not argv[0].isdigit():
-        print("usage: forkclient.py FD JOB_JSON [-- FALLBACK_COMMAND ...]", file=sys.stderr)
+        print("usage: client.py FD JOB_JSON [-- FALLBACK_COMMAND ...]", file=sys.stderr)
         return 2
     fd, job = int(argv[0]), argv[1]
     # Not dumpable: the job, in the same pid namespace, cannot ptrace this process to

@@ -1,4 +1,4 @@
-"""The parent's side of the fork server (:mod:`ftdojo.sandbox.forkserver`).
+"""The runner's handle on a fork server (:mod:`ftdojo.sandbox.fork.server`).
 
 One server per interpreter, modules and Python, shared by every :class:`SandboxRunner`
 of the process and started on first use: its imports are paid once per process, not
@@ -27,16 +27,22 @@ from pathlib import Path
 import attrs
 import structlog
 
-from ftdojo.sandbox.forkserver import DEFAULT_PRELOAD
+from ftdojo.sandbox.fork.server import DEFAULT_PRELOAD
 
-__all__ = ["ForkServer", "fork_server", "shutdown_fork_servers"]
+__all__ = [
+    "CLIENT_SCRIPT",
+    "ForkServer",
+    "fork_server",
+    "preload_from_environment",
+    "shutdown_fork_servers",
+]
 
 _log = structlog.get_logger(__name__)
 
 #: How long the server may take to import what it preloads (torch, transformers, peft
 #: take about 9 s on 2 cores; a loaded machine takes longer).
 READY_SECONDS = 180.0
-CLIENT_SCRIPT = str(Path(__file__).with_name("forkclient.py"))
+CLIENT_SCRIPT = str(Path(__file__).with_name("client.py"))
 
 
 @attrs.define(eq=False)
@@ -88,7 +94,7 @@ class ForkServer:
         server_env["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             server_env.pop(variable, None)  # each job sets its own
-        command = [self.python, "-m", "ftdojo.sandbox.forkserver", str(self.socket_path), *self.modules]
+        command = [self.python, "-m", "ftdojo.sandbox.fork.server", str(self.socket_path), *self.modules]
         started = time.monotonic()
         try:
             self._process = subprocess.Popen(
@@ -175,3 +181,12 @@ def shutdown_fork_servers() -> None:
         for server in _servers.values():
             server.stop()
         _servers.clear()
+
+
+def preload_from_environment() -> bool:
+    """Whether runners preload by default: ``FTDOJO_PRELOAD=0`` turns it off (on by default
+    on Linux, where forking is safe; elsewhere every job is spawned)."""
+    value = os.environ.get("FTDOJO_PRELOAD", "").strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return False
+    return sys.platform.startswith("linux")

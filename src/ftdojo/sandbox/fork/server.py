@@ -1,5 +1,5 @@
-"""Preloaded workers: a parent that has imported torch, transformers and peft once and
-forks a fresh process for every job.
+"""The fork server: a process that has imported torch, transformers and peft once and
+forks a fresh process for every job (the preloaded workers).
 
 A plain spawn spends 6-10 s importing before a job does any work. The fork server pays
 that once; each job is still a new process with its own limits, namespaces, cgroup and
@@ -8,7 +8,7 @@ workspace, so every guarantee of :mod:`ftdojo.sandbox.isolation` holds:
 1. The runner connects to the server's socket (in a folder no job can see) and hands the
    connected socket to the job's usual launch chain: ``sh`` (cgroup, SIGTERM)
    → bubblewrap (namespaces, filesystem view, no capabilities) → the *client*
-   (:mod:`ftdojo.sandbox.forkclient`, standard library only, started in milliseconds).
+   (:mod:`ftdojo.sandbox.fork.client`, standard library only, started in milliseconds).
 2. The client sends one request: the job file, its working directory and environment,
    its stdin/stdout/stderr (``SCM_RIGHTS``) and its pid (``SCM_CREDENTIALS``: the kernel
    checks it and translates it into the server's pid namespace, so a job cannot claim to
@@ -28,7 +28,7 @@ second process with other limits. The server never starts a thread, touches CUDA
 runs a torch operation: forking is only safe while it holds no threads, which it checks
 (``/proc/self/task``) before it says it is ready and before every fork.
 
-Run as ``python -m ftdojo.sandbox.forkserver SOCKET_PATH [MODULE ...]``; it prints one
+Run as ``python -m ftdojo.sandbox.fork.server SOCKET_PATH [MODULE ...]``; it prints one
 JSON line on stdout (``{"ready": true, ...}`` or ``{"ready": false, "why": ...}``) and
 serves until its stdin closes.
 """
@@ -335,7 +335,7 @@ def _unsafe_reason() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m ftdojo.sandbox.forkserver SOCKET_PATH [MODULE ...]", file=sys.stderr)
+        print("usage: python -m ftdojo.sandbox.fork.server SOCKET_PATH [MODULE ...]", file=sys.stderr)
         return 2
     # ``python -m`` put the working directory first on sys.path; every job would inherit it.
     if sys.path and sys.path[0] in ("", os.getcwd()):

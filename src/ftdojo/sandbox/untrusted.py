@@ -4,7 +4,7 @@
 child process under the same isolation as every job (no network unless asked for, a
 filesystem view in which the private splits, the journals and the evaluator's files do
 not exist, a pid namespace, no capabilities) and proxies the session to it over a pipe
-(see :mod:`ftdojo.sandbox.agent_host`). The agent's code never shares memory or a
+(:mod:`ftdojo.sandbox.agent_host` is the child's side). The agent's code never shares memory or a
 filesystem view with the Dojo: it sees the raw data, read-only, and a scratch folder.
 
 An attempt to cross the sandbox stops the agent at once; it is recorded in the run as a
@@ -13,17 +13,15 @@ violation, and the run ends with the trials finished so far.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 import anyio.abc
@@ -33,18 +31,45 @@ import structlog
 
 from ftdojo.errors import AgentError, BudgetExhausted, FTDojoError
 from ftdojo.plans import Plan
-from ftdojo.sandbox.isolation import FilesystemView, detect_isolation, isolation_prefix, launcher
-from ftdojo.sandbox.runner import Limits, _make_cgroup, _remove_cgroup, scrubbed_environment
+from ftdojo.sandbox.cgroups import make_cgroup, remove_cgroup
+from ftdojo.sandbox.environment import scrubbed_environment
+from ftdojo.sandbox.isolation import FilesystemView, detect_isolation
+from ftdojo.sandbox.jobs import Limits
+from ftdojo.sandbox.process import SandboxedCommand, process_group, python_module, sandboxed_command
 from ftdojo.serialization import from_json, unstructure
 
 if TYPE_CHECKING:
     from ftdojo.session import Session
 
-__all__ = ["UntrustedAgent"]
+__all__ = ["AgentHostGrant", "HostedAgent", "UntrustedAgent"]
 
 _log = structlog.get_logger(__name__)
 _MAX_REQUEST_BYTES = 4 * 2**20
 _HOST_MODULE = "ftdojo.sandbox.agent_host"
+
+
+@attrs.frozen(kw_only=True)
+class AgentHostGrant:
+    """What the Dojo lets an untrusted agent's process have, beyond the session's public
+    members: nothing else of the Dojo reaches the agent's host."""
+
+    #: The agent's scratch folder (inside the run's folder), its working directory.
+    workspace: Path
+    #: What the agent's process sees: its workspace writable, the raw data readable, the
+    #: private splits, journals and the evaluator's files not at all.
+    view: FilesystemView
+    #: Each raw source's file (inside the read-only data folder) and format, by source id.
+    sources: Mapping[str, Mapping[str, str]]
+    #: Records in the run what the agent's process tried that crossed the sandbox.
+    report_violations: Callable[[Sequence[Mapping[str, Any]]], None]
+
+
+@runtime_checkable
+class HostedAgent(Protocol):
+    """An agent the Dojo hosts in a process of its own: ``Dojo.run`` hands it its grant
+    with the session (:class:`UntrustedAgent` is one)."""
+
+    async def run_hosted(self, session: Session, grant: AgentHostGrant) -> None: ...
 
 
 def _plan(params: dict[str, Any]) -> Plan:
@@ -109,22 +134,14 @@ class UntrustedAgent:
         return f"UntrustedAgent({self.entry!r})"
 
     async def run(self, session: Session) -> None:
-        run = session._run_for_untrusted_agent()
-        dojo = run.dojo
-        workspace = run.run_dir / "agent"
-        workspace.mkdir(parents=True, exist_ok=True)
-        view = FilesystemView.of(
-            writable=(workspace,),
-            hidden=dojo._hidden_paths(),
-            readable=(dojo.home / "data",),
+        """Refused: the agent's process needs what only the Dojo grants (see :meth:`run_hosted`)."""
+        raise AgentError(
+            f"{self!r} runs only under Dojo.run, which hands it its sandbox grant with the session"
         )
-        sources = {
-            entry.source_id: {
-                "path": str(dojo._repository.source_path(session.catalog, entry.source_id)),
-                "format": entry.format,
-            }
-            for entry in session.catalog.entries
-        }
+
+    async def run_hosted(self, session: Session, grant: AgentHostGrant) -> None:
+        """Run the agent in its sandboxed process, serving its session calls until it returns."""
+        view = grant.view
         handshake = {
             "agent": self.entry,
             "kwargs": self.kwargs,
@@ -133,62 +150,65 @@ class UntrustedAgent:
             "model": unstructure(session.model),
             "budget": unstructure(session.budget),
             "memory_limit_bytes": session.memory_limit_bytes,
-            "sources": sources,
+            "sources": {source_id: dict(source) for source_id, source in grant.sources.items()},
             "history": [unstructure(t) for t in session.history],
             "annotations": {t.trial_id: session.annotations(t.trial_id) for t in session.history},
             "rejections": [unstructure(r) for r in session.rejections],
             "view": {"writable": view.writable, "hidden": view.hidden, "readable": view.readable},
             "limits": attrs.asdict(self.limits),
         }
-        path = workspace / f"handshake-{secrets.token_hex(4)}.json"
+        path = grant.workspace / f"handshake-{secrets.token_hex(4)}.json"
         path.write_text(json.dumps(handshake, allow_nan=True), encoding="utf-8")
-        await self._serve(session, path, workspace, view)
+        await self._serve(session, grant, path)
 
     def _command(
-        self, path: Path, workspace: Path, view: FilesystemView, cgroup: Path | None
-    ) -> tuple[list[str], dict[str, str]]:
+        self, path: Path, grant: AgentHostGrant, cgroup: Path | None
+    ) -> tuple[SandboxedCommand, dict[str, str]]:
         isolation = detect_isolation(allow_network=self.allow_network)
-        prefix = isolation_prefix(isolation, view, workdir=workspace)
-        wrapped = isolation.backend == "bubblewrap" and bool(prefix)
-        command = [
-            *launcher(cgroup=cgroup, ignore_sigterm=wrapped),
-            *prefix,
-            sys.executable,
-            "-m",
-            _HOST_MODULE,
-            str(path),
-        ]
-        env = scrubbed_environment(workspace=workspace, limits=self.limits)
+        command = sandboxed_command(
+            isolation,
+            grant.view,
+            workdir=grant.workspace,
+            cgroup=cgroup,
+            program=python_module(sys.executable, _HOST_MODULE, str(path)),
+        )
+        env = scrubbed_environment(workspace=grant.workspace, limits=self.limits)
         if self.python_path:
             env["PYTHONPATH"] = os.pathsep.join([*self.python_path, *filter(None, [env.get("PYTHONPATH")])])
         return command, env
 
-    async def _serve(self, session: Session, path: Path, workspace: Path, view: FilesystemView) -> None:
-        cgroup = await anyio.to_thread.run_sync(_make_cgroup, self.limits.max_processes)
+    async def _serve(self, session: Session, grant: AgentHostGrant, path: Path) -> None:
+        cgroup = await anyio.to_thread.run_sync(make_cgroup, self.limits.max_processes)
         try:
-            await self._serve_in(session, path, workspace, view, cgroup)
+            await self._serve_in(session, grant, path, cgroup)
         finally:
             if cgroup is not None:
-                await anyio.to_thread.run_sync(_remove_cgroup, cgroup)
+                await anyio.to_thread.run_sync(remove_cgroup, cgroup)
 
     async def _serve_in(
-        self, session: Session, path: Path, workspace: Path, view: FilesystemView, cgroup: Path | None
+        self, session: Session, grant: AgentHostGrant, path: Path, cgroup: Path | None
     ) -> None:
-        command, env = self._command(path, workspace, view, cgroup)
+        command, env = self._command(path, grant, cgroup)
         wall = session.budget.max_seconds
         deadline = time.monotonic() + (wall * 1.5 + 120 if wall else self.limits.wall_seconds)
-        process = await anyio.open_process(
-            command,
+        async with process_group(
+            command.argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            cwd=workspace,
+            cwd=grant.workspace,
             env=env,
-            start_new_session=True,
-        )
+        ) as process:
+            failure = await self._converse(session, grant, process, deadline)
+        if failure:
+            raise AgentError(f"the untrusted agent failed: {failure}")
+
+    async def _converse(
+        self, session: Session, grant: AgentHostGrant, process: anyio.abc.Process, deadline: float
+    ) -> str | None:
+        """Answer the agent's requests until it is done; why it failed, if it says so."""
         assert process.stdin is not None
         assert process.stdout is not None
-        failure: str | None = None
         buffer = bytearray()
         try:
             with anyio.fail_after(max(1.0, deadline - time.monotonic())):
@@ -199,22 +219,16 @@ class UntrustedAgent:
                     while b"\n" in buffer:
                         line, _, rest = bytes(buffer).partition(b"\n")
                         buffer = bytearray(rest)
-                        finished = await self._handle(session, line, process)
+                        finished = await self._handle(session, grant, line, process)
                         if finished is not None:
-                            failure = finished or None
-                            return
+                            return finished or None
                 raise AgentError("the untrusted agent's process ended without saying it was done")
         except TimeoutError as exc:
             raise AgentError("the untrusted agent ran past the run's time budget and was stopped") from exc
-        finally:
-            with anyio.CancelScope(shield=True):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                await process.aclose()
-            if failure:
-                raise AgentError(f"the untrusted agent failed: {failure}")
 
-    async def _handle(self, session: Session, line: bytes, process: anyio.abc.Process) -> str | None:
+    async def _handle(
+        self, session: Session, grant: AgentHostGrant, line: bytes, process: anyio.abc.Process
+    ) -> str | None:
         """Answer one request; ``None`` to go on, ``""`` when the agent is done, else why it failed."""
         try:
             request = json.loads(line)
@@ -223,7 +237,7 @@ class UntrustedAgent:
         except (ValueError, KeyError, TypeError) as exc:
             found = {"kind": "protocol", "detail": f"not a session request: {line[:200]!r}"}
             self.violations.append(found)
-            session._report_violations([found])
+            grant.report_violations([found])
             raise AgentError(f"the untrusted agent broke the session protocol: {line[:200]!r}") from exc
         if method == "done":
             return ""
@@ -235,7 +249,7 @@ class UntrustedAgent:
                 "detail": str(params.get("detail", ""))[:500],
             }
             self.violations.append(found)
-            session._report_violations([found])
+            grant.report_violations([found])
             raise AgentError(
                 f"the untrusted agent was stopped at a sandbox violation: {found['kind']}: {found['detail']}"
             )
