@@ -19,6 +19,7 @@ keeps working for callers that do not know ftdojo::
     │   ├── SandboxTimeout (TimeoutError)   it ran past its wall-clock limit
     │   └── IsolationError                  the sandbox cannot isolate as strictly as asked
     ├── JobFailure                          a sandbox job ends itself with an error kind (sandbox.protocol)
+    ├── ChartExecutorError (RuntimeError)   the chart scorer's executor failed (scoring.charts)
     ├── BudgetExhausted                     the run's budget is spent; no more trials
     ├── JournalError                        a run directory or journal is unreadable
     └── AgentError                          an agent broke the session protocol
