@@ -6,7 +6,8 @@ reads each run's journal:
 
 - the trial's wall time and its stages (build, train, evaluate), and how each was started;
 - the fail-fast cost: the validator's smoke run (a sandboxed build and a few training
-  steps) against the trial it guards (the issue's goal: at most 5%);
+  steps) against the trial it guards (the goal: at most 5% of a trial, so that checking
+  every plan before it runs stays cheap);
 - peak memory of every stage, as the trial's feedback reports it.
 
     python benchmarks/bench_trial.py                         # math, tiny model

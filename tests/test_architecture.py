@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import ftdojo
-from ftdojo.dojo import LocalSession
+from ftdojo.local_session import LocalSession
 from ftdojo.sandbox.agent_host import RemoteSession
 from ftdojo.session import Session
 from ftdojo.testing import _RecordingSession

@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import math
 import os
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -38,22 +37,20 @@ import anyio.to_thread
 import structlog
 
 from ftdojo._fs import write_atomic
-from ftdojo.budget import BudgetClock
-from ftdojo.cards import DataCatalog, TaskCard
 from ftdojo.contamination import ContaminationAudit
 from ftdojo.datarepo import RawDataRepository, TokenCounter
-from ftdojo.errors import AgentError, BudgetExhausted, ConfigError, IsolationError, JournalError
+from ftdojo.errors import BudgetExhausted, ConfigError, IsolationError, JournalError
 from ftdojo.evaluator import EvaluationSettings, HeldOutEvaluator
-from ftdojo.feedback import Feedback, Stage
+from ftdojo.feedback import Stage
 from ftdojo.journal import Journal, RecordKind, RunRecord, best_validated, replay
-from ftdojo.models import DEFAULT_MODEL, ModelInfo, ModelStore, default_home, model_info
-from ftdojo.pipeline import JobEntries, PreparedTask, StageLimits, TrialPipeline, TrialServices
-from ftdojo.plans import Plan
-from ftdojo.results import BaselineResult, Budget, BudgetLeft, Rejection, RunResult, Trial, Violation
+from ftdojo.local_session import LocalSession, RunState
+from ftdojo.models import DEFAULT_MODEL, ModelStore, default_home, model_info
+from ftdojo.pipeline import JobEntries, PreparedTask, StageLimits, TrialServices
+from ftdojo.results import BaselineResult, Budget, RunResult, Trial
 from ftdojo.sandbox import Job, JobOutcome, JobRunner, Limits, SandboxRunner
 from ftdojo.sandbox.isolation import FilesystemView, Isolation
 from ftdojo.sandbox.untrusted import AgentHostGrant, HostedAgent
-from ftdojo.serialization import structure, to_json, unstructure
+from ftdojo.serialization import to_json, unstructure
 from ftdojo.session import Agent
 from ftdojo.tasks.registry import get_task, task_from_reference, task_reference
 from ftdojo.tasks.spec import TaskSpec
@@ -63,7 +60,6 @@ __all__ = [
     "Dojo",
     "EventHandler",
     "Finisher",
-    "LocalSession",
     "RunEvents",
     "StageLimits",
 ]
@@ -97,263 +93,6 @@ def _describe_agent(agent: Agent) -> dict[str, Any]:
     if planner is not None:
         described["planner"] = path(planner)
     return described
-
-
-class LocalSession:
-    """The in-process :class:`~ftdojo.session.Session`: the agent's door to one run.
-
-    It never holds or returns anything of the evaluation splits beyond validation
-    scores and validation error samples.
-    """
-
-    def __init__(self, run: _Run) -> None:
-        self.__run = run
-
-    @property
-    def card(self) -> TaskCard:
-        return self.__run.card
-
-    @property
-    def catalog(self) -> DataCatalog:
-        return self.__run.prepared.catalog
-
-    @property
-    def model(self) -> ModelInfo:
-        return self.__run.prepared.info
-
-    @property
-    def history(self) -> tuple[Trial, ...]:
-        return tuple(self.__run.trials)
-
-    @property
-    def budget(self) -> Budget:
-        return self.__run.clock.budget
-
-    @property
-    def memory_limit_bytes(self) -> int | None:
-        """The training stage's memory limit in the sandbox; ``None`` when unlimited."""
-        return self.__run.dojo.limits.train.memory_bytes
-
-    @property
-    def budget_left(self) -> BudgetLeft:
-        """What is left on each axis of the budget; ``None`` where the axis has no limit."""
-        return self.__run.clock.left()
-
-    def open_source(self, source_id: str) -> BinaryIO:
-        """The raw bytes of one source, opened read-only."""
-        return self.__run.dojo._repository.open_source(self.catalog, source_id)
-
-    def read_source(self, source_id: str) -> Iterator[dict[str, Any]]:
-        """The records of one source (JSONL)."""
-        return self.__run.dojo._repository.read_records(self.catalog, source_id)
-
-    async def smoke(self, plan: Plan) -> Feedback:
-        """A cheap check in the sandbox: build ~100 records, train a few steps, no evaluation."""
-        return await self.__run.smoke(plan)
-
-    async def submit(self, plan: Plan) -> Feedback:
-        """Run a full trial; raises :class:`BudgetExhausted` once the budget is spent."""
-        return await self.__run.submit(plan)
-
-    def choose_final(self, trial_id: str) -> None:
-        """Pick the trial scored on the test split (default: best validation score)."""
-        self.__run.choose_final(trial_id)
-
-    def annotate(self, trial_id: str, key: str, value: Any) -> None:
-        """Journal what the agent made of a trial under ``key`` (see :class:`~ftdojo.session.Session`)."""
-        self.__run.annotate(trial_id, key, value)
-
-    def annotations(self, trial_id: str) -> dict[str, Any]:
-        """The annotations of one trial, this run and before a resume."""
-        return dict(self.__run.annotations.get(trial_id, {}))
-
-    @property
-    def rejections(self) -> tuple[Rejection, ...]:
-        """Plans rejected before they ran, this run and before a resume."""
-        return tuple(self.__run.rejections)
-
-    def record_rejection(
-        self, plan: Plan, reasons: Sequence[str], *, seconds: float, projected_seconds: float | None = None
-    ) -> Rejection:
-        """Journal a plan the agent's validator rejected (see :class:`~ftdojo.session.Session`)."""
-        return self.__run.record_rejection(
-            plan, tuple(reasons), seconds=seconds, projected_seconds=projected_seconds
-        )
-
-
-class _Run:
-    """The state of one run; the session is its public face."""
-
-    def __init__(
-        self,
-        dojo: Dojo,
-        prepared: PreparedTask,
-        run_dir: Path,
-        budget: Budget,
-        journal: Journal,
-        earlier: RunRecord | None,
-        isolation: Isolation | None = None,
-    ) -> None:
-        self.dojo = dojo
-        self.isolation = isolation
-        self.prepared = prepared
-        self.run_id = run_dir.name
-        self.run_dir = run_dir
-        self.journal = journal
-        # What a resumed run did before: every finished trial, counted once.
-        self.trials: list[Trial] = list(earlier.trials) if earlier else []
-        self.rejections: list[Rejection] = list(earlier.rejections) if earlier else []
-        self.violations: list[Violation] = list(earlier.violations) if earlier else []
-        self.annotations: dict[str, dict[str, Any]] = (
-            {k: dict(v) for k, v in earlier.annotations.items()} if earlier else {}
-        )
-        self.clock = BudgetClock(
-            budget,
-            seconds_before=earlier.seconds_spent if earlier else 0.0,
-            trials=len(self.trials),
-            tokens=earlier.tokens_spent if earlier else 0,
-        )
-        self.final_choice: str | None = None
-        self.smokes = 0
-        task = prepared.task
-        self.card = TaskCard(
-            name=task.name,
-            domain=task.domain,
-            description=task.description,
-            output_format=task.output_format,
-            metric=task.metric,
-            base_model=prepared.model_name,
-            categories=task.categories,
-            validation_size=dojo._evaluator.split_size(task, "validation"),
-            max_context=prepared.info.context_length,
-        )
-
-    def choose_final(self, trial_id: str) -> None:
-        if not any(t.trial_id == trial_id and t.feedback.ok for t in self.trials):
-            raise AgentError(f"cannot choose {trial_id!r}: no successful trial has that id")
-        self.final_choice = trial_id
-
-    def annotate(self, trial_id: str, key: str, value: Any) -> None:
-        if not any(t.trial_id == trial_id for t in self.trials):
-            raise AgentError(f"cannot annotate {trial_id!r}: no trial of this run has that id")
-        if not isinstance(key, str) or not key:
-            raise AgentError(f"an annotation key must be a non-empty string, got {key!r}")
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise AgentError(f"annotation {key!r} of {trial_id} is not JSON data: {exc}") from exc
-        self.annotations.setdefault(trial_id, {})[key] = value
-        self.journal.append(RecordKind.ANNOTATION, trial_id=trial_id, key=key, value=value)
-
-    def record_rejection(
-        self, plan: Plan, reasons: tuple[str, ...], *, seconds: float, projected_seconds: float | None
-    ) -> Rejection:
-        if not isinstance(plan, Plan):
-            raise AgentError(f"record_rejection needs a Plan, got {type(plan).__name__}")
-        rejection = Rejection(
-            plan=plan,
-            reasons=tuple(str(r) for r in reasons),
-            seconds=float(seconds),
-            projected_seconds=None if projected_seconds is None else float(projected_seconds),
-            at=time.time(),
-        )
-        self.rejections.append(rejection)
-        self.journal.append(RecordKind.REJECTION, rejection=unstructure(rejection))
-        return rejection
-
-    def record_violations(
-        self, trial_id: str | None, stage: Stage | None, found: Sequence[Mapping[str, Any]]
-    ) -> None:
-        for item in found:
-            violation = Violation(
-                kind=str(item.get("kind", "unknown")),
-                detail=str(item.get("detail", "")),
-                trial_id=trial_id,
-                stage=stage.value if stage is not None else None,
-                at=time.time(),
-            )
-            self.violations.append(violation)
-            self.journal.append(RecordKind.VIOLATION, violation=unstructure(violation))
-            log.warning(
-                "sandbox violation",
-                run_id=self.run_id,
-                trial_id=trial_id,
-                stage=violation.stage,
-                kind=violation.kind,
-                detail=violation.detail[:200],
-            )
-
-    def _next_trial_id(self) -> str:
-        return f"t{len(self.trials) + 1:03d}"
-
-    def _pipeline(self, plan: Plan, trial_id: str, *, smoke: bool) -> TrialPipeline:
-        return TrialPipeline(
-            plan=plan,
-            trial_id=trial_id,
-            smoke=smoke,
-            prepared=self.prepared,
-            run_dir=self.run_dir,
-            clock=self.clock,
-            earlier=tuple(self.trials),
-            record_violations=self.record_violations,
-            services=self.dojo._services,
-            tags={"run_id": self.run_id, "trial_id": trial_id},
-        )
-
-    async def submit(self, plan: Plan) -> Feedback:
-        reason = self.clock.exhausted()
-        if reason is not None:
-            raise BudgetExhausted(reason)
-        if plan.parent is not None and not any(t.trial_id == plan.parent for t in self.trials):
-            raise AgentError(f"plan.parent {plan.parent!r} is not a trial of this run")
-        trial_id = self._next_trial_id()
-        self.clock.trials += 1
-        started = time.time()
-        self.dojo._emit({"type": "trial_started", "run_id": self.run_id, "trial_id": trial_id})
-        # Every log line of the trial, the Dojo's and the sandbox runner's, names it.
-        with structlog.contextvars.bound_contextvars(trial_id=trial_id):
-            log.info("trial started", hypothesis=plan.hypothesis[:200])
-            feedback = await self._pipeline(plan, trial_id, smoke=False).run()
-        trial = Trial(
-            trial_id=trial_id, plan=plan, feedback=feedback, started_at=started, finished_at=time.time()
-        )
-        self.trials.append(trial)
-        # On disk before the agent hears of it: a killed run resumes with this trial.
-        self.journal.append(
-            RecordKind.TRIAL,
-            trial=unstructure(trial),
-            tokens_total=self.clock.tokens,
-            seconds=self.clock.seconds,
-        )
-        self.dojo._emit(
-            {
-                "type": "trial_finished",
-                "run_id": self.run_id,
-                "trial_id": trial_id,
-                "ok": feedback.ok,
-                "score": feedback.score,
-                "error_kind": feedback.execution.error_kind.value if feedback.execution.error_kind else None,
-            }
-        )
-        log.info(
-            "trial finished",
-            run_id=self.run_id,
-            trial_id=trial_id,
-            ok=feedback.ok,
-            score=feedback.score,
-            error_kind=feedback.execution.error_kind,
-        )
-        return feedback
-
-    async def smoke(self, plan: Plan) -> Feedback:
-        if self.clock.out_of_time():
-            raise BudgetExhausted("time budget spent")
-        self.smokes += 1
-        smoke_id = f"smoke{self.smokes:03d}"
-        with structlog.contextvars.bound_contextvars(trial_id=smoke_id):
-            feedback = await self._pipeline(plan, smoke_id, smoke=True).run()
-        self.journal.append(RecordKind.SMOKE, plan=unstructure(plan), feedback=unstructure(feedback))
-        return feedback
 
 
 class Dojo:
@@ -527,7 +266,7 @@ class Dojo:
             readable=(self._repository.root, prepared.model_path),
         )
 
-    def _agent_host_grant(self, run: _Run) -> AgentHostGrant:
+    def _agent_host_grant(self, run: RunState) -> AgentHostGrant:
         """What an agent in its own process may have of this run beyond the session: its
         workspace, a view without the private splits, journals and evaluator files, the raw
         sources' files, and a way to report what it tried that crossed the sandbox."""
@@ -665,7 +404,17 @@ class Dojo:
                 isolation=unstructure(isolation),
                 agent=agent_facts,
             )
-        run = _Run(self, prepared, run_dir, budget, journal, earlier, isolation)
+        run = RunState(
+            prepared=prepared,
+            run_dir=run_dir,
+            budget=budget,
+            journal=journal,
+            earlier=earlier,
+            isolation=isolation,
+            services=self._services,
+            repository=self._repository,
+            emit=self._emit,
+        )
         if on_event is not None:
             self._run_handlers.setdefault(run_id, []).append(on_event)
         bound = structlog.contextvars.bound_contextvars(run_id=run_id)
@@ -689,7 +438,7 @@ class Dojo:
             raise JournalError(f"{journal.path} belongs to task {earlier.task_name!r}")
         return earlier
 
-    async def _drive(self, run: _Run, agent: Agent, *, with_baseline: bool) -> RunResult:
+    async def _drive(self, run: RunState, agent: Agent, *, with_baseline: bool) -> RunResult:
         self._emit(
             {
                 "type": "run_started",
@@ -736,18 +485,17 @@ class Dojo:
                 f"{run_dir} is not in this Dojo's runs folder {self.runs_dir}; "
                 f"use Dojo(runs_dir={str(run_dir.parent)!r})"
             )
-        journal = Journal(run_dir / "journal.jsonl")
-        if not journal.path.is_file():
-            raise JournalError(f"{journal.path} does not exist: nothing to resume")
-        started = next((r for r in journal.records() if r["kind"] == RecordKind.RUN_STARTED.value), None)
-        if started is None:
-            raise JournalError(f"{journal.path} has no run_started record")
+        journal = run_dir / "journal.jsonl"
+        if not journal.is_file():
+            raise JournalError(f"{journal} does not exist: nothing to resume")
+        earlier = replay(journal)
         try:
-            task = task_from_reference(started["task"])
-            recorded_budget = structure(started["budget"], Budget)
-            model = str(started["model"])
+            task = task_from_reference(earlier.task)
         except (KeyError, TypeError, ValueError) as exc:
-            raise JournalError(f"{journal.path}: the run_started record is unreadable: {exc}") from exc
+            raise JournalError(f"{journal}: the run_started record is unreadable: {exc}") from exc
+        if earlier.budget is None:
+            raise JournalError(f"{journal}: the run_started record holds no budget")
+        recorded_budget, model = earlier.budget, earlier.model
         return await self.run(
             task,
             agent,
@@ -758,7 +506,7 @@ class Dojo:
             on_event=on_event,
         )
 
-    async def _finish(self, run: _Run, stop_reason: str, *, with_baseline: bool) -> RunResult:
+    async def _finish(self, run: RunState, stop_reason: str, *, with_baseline: bool) -> RunResult:
         prepared = run.prepared
         final: Trial | None
         if run.final_choice is not None:
@@ -837,7 +585,7 @@ class Dojo:
         self._emit({"type": "run_finished", "run_id": run.run_id, "test_score": test_score})
         return result
 
-    async def _call_finisher(self, finisher: Finisher | str, run: _Run) -> None:
+    async def _call_finisher(self, finisher: Finisher | str, run: RunState) -> None:
         try:
             if isinstance(finisher, str):
                 module, _, name = finisher.partition(":")
