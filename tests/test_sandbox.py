@@ -512,7 +512,7 @@ async def test_the_sandbox_runner_and_a_minimal_backend_are_job_runners(tmp_path
     assert not isinstance(object(), JobRunner)
 
     outcome = await inline.run(_job("echo"), workspace=tmp_path, limits=Limits())
-    assert outcome.result == {"entry": "ftdojo.testing_jobs:echo"}
+    assert outcome.result == {"entry": "ftdojo.testing.jobs:echo"}
     dojo = Dojo(home=tmp_path / "home", runs_dir=tmp_path / "runs", runner=inline)
     assert dojo.isolation.backend == "inline"
 
