@@ -42,7 +42,19 @@ from ftdojo.datarepo import RawDataRepository, TokenCounter
 from ftdojo.errors import BudgetExhausted, ConfigError, IsolationError, JournalError
 from ftdojo.evaluator import EvaluationSettings, HeldOutEvaluator
 from ftdojo.feedback import Stage
-from ftdojo.journal import Journal, RecordKind, RunRecord, best_validated, replay
+from ftdojo.journal import (
+    AgentFailed,
+    BaselineRecord,
+    ContaminationRecord,
+    HeldOutScore,
+    Journal,
+    RunFinished,
+    RunRecord,
+    RunResumed,
+    RunStarted,
+    best_validated,
+    replay,
+)
 from ftdojo.local_session import LocalSession, RunState
 from ftdojo.models import DEFAULT_MODEL, ModelStore, default_home, model_info
 from ftdojo.pipeline import JobEntries, PreparedTask, StageLimits, TrialServices
@@ -386,23 +398,20 @@ class Dojo:
         agent_facts = _describe_agent(agent)
         if earlier is None:
             run_dir.mkdir(parents=True, exist_ok=True)
-            journal.append(
-                RecordKind.RUN_STARTED,
-                run_id=run_id,
-                task=task_reference(prepared.task),
-                model=prepared.model_name,
-                budget=unstructure(budget),
-                isolation=unstructure(isolation),
-                agent=agent_facts,
+            journal.write(
+                RunStarted(
+                    run_id=run_id,
+                    task=task_reference(prepared.task),
+                    model=prepared.model_name,
+                    budget=budget,
+                    isolation=isolation,
+                    agent=agent_facts,
+                )
             )
         else:
             log.info("resuming run", run_id=run_id, trials=len(earlier.trials))
-            journal.append(
-                RecordKind.RUN_RESUMED,
-                run_id=run_id,
-                trials=len(earlier.trials),
-                isolation=unstructure(isolation),
-                agent=agent_facts,
+            journal.write(
+                RunResumed(run_id=run_id, trials=len(earlier.trials), isolation=isolation, agent=agent_facts)
             )
         run = RunState(
             prepared=prepared,
@@ -460,7 +469,7 @@ class Dojo:
         except Exception as exc:  # the agent's own bug must not lose finished trials
             stop_reason = f"agent failed: {type(exc).__name__}: {exc}"
             log.error("agent failed", error=repr(exc))
-            run.journal.append(RecordKind.AGENT_FAILED, error=repr(exc))
+            run.journal.write(AgentFailed(error=repr(exc)))
         run.clock.stop()
         return await self._finish(run, stop_reason, with_baseline=with_baseline)
 
@@ -531,12 +540,13 @@ class Dojo:
                 tags={"run_id": run.run_id, "trial_id": final.trial_id, "split": "test"},
             )
             test_score = test_eval.score
-            run.journal.append(
-                RecordKind.TEST_SCORE,
-                trial_id=final.trial_id,
-                score=test_score,
-                per_category=test_eval.per_category,
-                format_compliance=test_eval.format_compliance,
+            run.journal.write(
+                HeldOutScore(
+                    trial_id=final.trial_id,
+                    score=test_score,
+                    per_category=test_eval.per_category,
+                    format_compliance=test_eval.format_compliance,
+                )
             )
             contamination = await anyio.to_thread.run_sync(
                 lambda: self._evaluator.audit_contamination(
@@ -547,7 +557,7 @@ class Dojo:
                     tokenizer_file=prepared.model_path / "tokenizer.json",
                 )
             )
-            run.journal.append(RecordKind.CONTAMINATION, audit=unstructure(contamination))
+            run.journal.write(ContaminationRecord(audit=contamination))
             if contamination.flagged:
                 log.warning(
                     "training data overlaps the test split",
@@ -558,7 +568,7 @@ class Dojo:
                 )
         baseline = await self.baseline(prepared.task, model=prepared.model_name) if with_baseline else None
         if baseline is not None:
-            run.journal.append(RecordKind.BASELINE, baseline=unstructure(baseline))
+            run.journal.write(BaselineRecord(baseline=baseline))
         result = RunResult(
             run_id=run.run_id,
             task=prepared.task.name,
@@ -577,7 +587,7 @@ class Dojo:
             isolation=run.isolation,
             contamination=contamination,
         )
-        run.journal.append(RecordKind.RUN_FINISHED, result=unstructure(result))
+        run.journal.write(RunFinished(result=unstructure(result)))
         # A readable summary beside the journal (the journal stays the source of truth).
         write_atomic(run.run_dir / "result.json", to_json(result, indent=2))
         for finisher in self.finishers:

@@ -14,17 +14,40 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from ftdojo.contamination import ContaminationAudit
-from ftdojo.errors import JournalError
+from ftdojo.errors import JournalError, SchemaError
+from ftdojo.feedback import Feedback
+from ftdojo.plans import Plan
 from ftdojo.results import BaselineResult, Budget, Rejection, Trial, Violation
 from ftdojo.sandbox.isolation import Isolation
-from ftdojo.serialization import structure
+from ftdojo.serialization import structure, unstructure
 
-__all__ = ["Journal", "RecordKind", "RunRecord", "best_validated", "replay"]
+__all__ = [
+    "RECORD_TYPES",
+    "AgentFailed",
+    "AnnotationRecord",
+    "BaselineRecord",
+    "ContaminationRecord",
+    "HeldOutScore",
+    "Journal",
+    "JournalRecord",
+    "RecordKind",
+    "RejectionRecord",
+    "RunFinished",
+    "RunRecord",
+    "RunResumed",
+    "RunStarted",
+    "SmokeRecord",
+    "TrialRecord",
+    "ViolationRecord",
+    "best_validated",
+    "read_record",
+    "replay",
+]
 
 
 class RecordKind(str, enum.Enum):
@@ -54,6 +77,170 @@ class RecordKind(str, enum.Enum):
     BASELINE = "baseline"
     #: The run's result.
     RUN_FINISHED = "run_finished"
+
+
+@attrs.frozen(kw_only=True)
+class RunStarted:
+    """The run began."""
+
+    kind: ClassVar[RecordKind] = RecordKind.RUN_STARTED
+    run_id: str
+    #: The task reference (name, class, parameters) a resumed run re-creates the task from.
+    task: dict[str, Any]
+    model: str
+    budget: Budget | None = None
+    #: Older journals lack the fields below; they read as ``None``.
+    isolation: Isolation | None = None
+    #: Which agent (and planner) drives the run: ``{"agent": "module:Class", ...}``.
+    agent: dict[str, Any] | None = None
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class RunResumed:
+    """A killed or finished run goes on (a later agent may differ from the first)."""
+
+    kind: ClassVar[RecordKind] = RecordKind.RUN_RESUMED
+    run_id: str = ""
+    trials: int = 0
+    isolation: Isolation | None = None
+    agent: dict[str, Any] | None = None
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class SmokeRecord:
+    kind: ClassVar[RecordKind] = RecordKind.SMOKE
+    plan: Plan
+    feedback: Feedback
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class RejectionRecord:
+    kind: ClassVar[RecordKind] = RecordKind.REJECTION
+    rejection: Rejection
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class TrialRecord:
+    """A finished trial, with what the run had spent when it ended (resume starts there)."""
+
+    kind: ClassVar[RecordKind] = RecordKind.TRIAL
+    trial: Trial
+    #: Tokens trained by the run so far, this trial included.
+    tokens_total: int | None = None
+    #: The budget clock when the trial ended, in seconds since the run began.
+    seconds: float | None = None
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class AnnotationRecord:
+    kind: ClassVar[RecordKind] = RecordKind.ANNOTATION
+    trial_id: str
+    key: str
+    value: Any
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class ViolationRecord:
+    kind: ClassVar[RecordKind] = RecordKind.VIOLATION
+    violation: Violation
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class AgentFailed:
+    kind: ClassVar[RecordKind] = RecordKind.AGENT_FAILED
+    error: str
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class HeldOutScore:
+    """The final trial's held-out score: written to the journal, never shown to the agent."""
+
+    kind: ClassVar[RecordKind] = RecordKind.TEST_SCORE
+    trial_id: str
+    score: float
+    per_category: dict[str, float] = attrs.field(factory=dict)
+    format_compliance: float | None = None
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class ContaminationRecord:
+    kind: ClassVar[RecordKind] = RecordKind.CONTAMINATION
+    audit: ContaminationAudit
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class BaselineRecord:
+    kind: ClassVar[RecordKind] = RecordKind.BASELINE
+    baseline: BaselineResult
+    time: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class RunFinished:
+    """The run's result. Kept as the JSON object it was written as: a result is a summary
+    whose fields grow with each version, and readers take what they know of it."""
+
+    kind: ClassVar[RecordKind] = RecordKind.RUN_FINISHED
+    result: dict[str, Any]
+    time: float = 0.0
+
+
+#: One class per kind: what a record of that kind holds.
+JournalRecord = (
+    RunStarted
+    | RunResumed
+    | SmokeRecord
+    | RejectionRecord
+    | TrialRecord
+    | AnnotationRecord
+    | ViolationRecord
+    | AgentFailed
+    | HeldOutScore
+    | ContaminationRecord
+    | BaselineRecord
+    | RunFinished
+)
+
+RECORD_TYPES: dict[RecordKind, type[JournalRecord]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted,
+        RunResumed,
+        SmokeRecord,
+        RejectionRecord,
+        TrialRecord,
+        AnnotationRecord,
+        ViolationRecord,
+        AgentFailed,
+        HeldOutScore,
+        ContaminationRecord,
+        BaselineRecord,
+        RunFinished,
+    )
+}
+
+
+def read_record(record: dict[str, Any]) -> JournalRecord | None:
+    """A raw journal record as its typed class; ``None`` for a kind this version does not
+    know. Fields a newer version added are ignored; a missing or mistyped field raises
+    :class:`~ftdojo.errors.SchemaError` naming it."""
+    try:
+        kind = RecordKind(record["kind"])
+    except ValueError:
+        return None
+    cls = RECORD_TYPES[kind]
+    known = {field.name for field in attrs.fields(cls)}
+    return structure({k: v for k, v in record.items() if k in known}, cls)
 
 
 class Journal:
@@ -99,6 +286,12 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def write(self, record: JournalRecord) -> None:
+        """Append a typed record (its ``time`` is the moment of writing)."""
+        fields = unstructure(record)
+        fields.pop("time", None)
+        self.append(record.kind, **fields)
 
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.path.exists():
@@ -216,8 +409,8 @@ def replay(path: Path | str, *, tolerant: bool = False) -> RunRecord:
     journal_path = Path(path)
     run_dir = journal_path.parent
     journal = Journal(journal_path)
-    started: dict[str, Any] | None = None
-    isolation: Any = None
+    started: RunStarted | None = None
+    isolation: Isolation | None = None
     agent: dict[str, Any] | None = None
     trials: dict[str, Trial] = {}
     finished_after_last_trial = False
@@ -241,72 +434,67 @@ def replay(path: Path | str, *, tolerant: bool = False) -> RunRecord:
         records = list(journal.records())
     except (OSError, ValueError) as exc:  # ValueError: bytes that are not UTF-8
         raise JournalError(f"{journal_path} cannot be read: {exc}") from exc
-    for number, record in enumerate(records, start=1):
+    for number, raw in enumerate(records, start=1):
         try:
-            kind = RecordKind(record["kind"])
-        except ValueError:
-            # A kind this version does not know (a newer ftdojo wrote it): not ours to judge.
-            skipped.append(f"record {number}: unknown kind {record['kind']!r}")
-            continue
-        try:
-            at = float(record.get("time", 0.0))
-            first_time = first_time or at
-            last_time = max(last_time, at)
-            if kind is RecordKind.RUN_STARTED:
-                started = record
-                isolation = record.get("isolation")
-                agent = record.get("agent") if isinstance(record.get("agent"), dict) else None
-            elif kind is RecordKind.RUN_RESUMED:
-                resumes += 1
-                isolation = record.get("isolation", isolation)
-                # What an earlier finish chose and scored no longer stands once the run goes on.
-                finished, finished_after_last_trial, contamination = None, False, None
-                test_scores.clear()
-                test_per_category.clear()
-                if isinstance(record.get("agent"), dict):
-                    agent = record["agent"]
-            elif kind is RecordKind.TRIAL:
-                trial = structure(record["trial"], Trial)
-                trials[trial.trial_id] = trial
-                finished_after_last_trial = False
-                seconds_spent = float(record.get("seconds", seconds_spent))
-                tokens_spent = int(record.get("tokens_total", tokens_spent))
-                if "seconds" in record:
-                    elapsed[trial.trial_id] = seconds_spent
-                usage = {
-                    "trials": float(len(trials)),
-                    "seconds": float(record.get("seconds", 0.0)),
-                    "train_tokens": float(record.get("tokens_total", 0)),
-                }
-            elif kind is RecordKind.TEST_SCORE:
-                test_scores[str(record["trial_id"])] = float(record["score"])
-                test_per_category[str(record["trial_id"])] = {
-                    str(k): float(v) for k, v in (record.get("per_category") or {}).items()
-                }
-            elif kind is RecordKind.BASELINE:
-                baseline = structure(record["baseline"], BaselineResult)
-            elif kind is RecordKind.CONTAMINATION:
-                contamination = structure(record["audit"], ContaminationAudit)
-            elif kind is RecordKind.ANNOTATION:
-                annotations.setdefault(str(record["trial_id"]), {})[str(record["key"])] = record["value"]
-            elif kind is RecordKind.REJECTION:
-                rejections.append(structure(record["rejection"], Rejection))
-            elif kind is RecordKind.VIOLATION:
-                violations.append(structure(record["violation"], Violation))
-            elif kind is RecordKind.SMOKE:
-                smokes += 1
-            elif kind is RecordKind.AGENT_FAILED:
-                agent_failures.append(str(record.get("error", "")))
-            elif kind is RecordKind.RUN_FINISHED:
-                if not isinstance(record["result"], dict):
-                    raise TypeError("result is not an object")
-                finished = record["result"]
-                finished_after_last_trial = True
-        except (KeyError, TypeError, ValueError) as exc:
-            # PlanError (a ValueError) included: a record that no longer fits the types.
+            record = read_record(raw)
+        except SchemaError as exc:
             if not tolerant:
-                raise JournalError(f"{journal_path}: unreadable {kind.value} record: {exc}") from exc
-            skipped.append(f"record {number} ({kind.value}): {exc}"[:300])
+                raise JournalError(
+                    f"{journal_path}: unreadable {raw['kind']} record {number}: {exc}"
+                ) from exc
+            skipped.append(f"record {number} ({raw['kind']}): {exc}"[:300])
+            continue
+        if record is None:
+            # A kind this version does not know (a newer ftdojo wrote it): not ours to judge.
+            skipped.append(f"record {number}: unknown kind {raw['kind']!r}")
+            continue
+        first_time = first_time or record.time
+        last_time = max(last_time, record.time)
+        if isinstance(record, RunStarted):
+            started = record
+            isolation = record.isolation
+            agent = record.agent
+        elif isinstance(record, RunResumed):
+            resumes += 1
+            isolation = record.isolation or isolation
+            agent = record.agent or agent
+            # What an earlier finish chose and scored no longer stands once the run goes on.
+            finished, finished_after_last_trial, contamination = None, False, None
+            test_scores.clear()
+            test_per_category.clear()
+        elif isinstance(record, TrialRecord):
+            trial = record.trial
+            trials[trial.trial_id] = trial
+            finished_after_last_trial = False
+            seconds_spent = record.seconds if record.seconds is not None else seconds_spent
+            tokens_spent = record.tokens_total if record.tokens_total is not None else tokens_spent
+            if record.seconds is not None:
+                elapsed[trial.trial_id] = record.seconds
+            usage = {
+                "trials": float(len(trials)),
+                "seconds": float(record.seconds or 0.0),
+                "train_tokens": float(record.tokens_total or 0),
+            }
+        elif isinstance(record, HeldOutScore):
+            test_scores[record.trial_id] = record.score
+            test_per_category[record.trial_id] = dict(record.per_category)
+        elif isinstance(record, BaselineRecord):
+            baseline = record.baseline
+        elif isinstance(record, ContaminationRecord):
+            contamination = record.audit
+        elif isinstance(record, AnnotationRecord):
+            annotations.setdefault(record.trial_id, {})[record.key] = record.value
+        elif isinstance(record, RejectionRecord):
+            rejections.append(record.rejection)
+        elif isinstance(record, ViolationRecord):
+            violations.append(record.violation)
+        elif isinstance(record, SmokeRecord):
+            smokes += 1
+        elif isinstance(record, AgentFailed):
+            agent_failures.append(record.error)
+        elif isinstance(record, RunFinished):
+            finished = record.result
+            finished_after_last_trial = True
     if started is None:
         raise JournalError(f"{journal_path} has no run_started record")
     ordered = tuple(trials.values())
@@ -324,21 +512,13 @@ def replay(path: Path | str, *, tolerant: bool = False) -> RunRecord:
         best = best_validated(ordered)
         final_id = best.trial_id if best else None
         stop_reason = None
-    try:
-        budget = structure(started["budget"], Budget) if started.get("budget") else None
-        isolation_value = structure(isolation, Isolation) if isolation else None
-        task = dict(started["task"])
-        model = str(started["model"])
-        run_id = str(started.get("run_id", run_dir.name))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise JournalError(f"{journal_path}: the run_started record is unreadable: {exc}") from exc
     return RunRecord(
         run_dir=run_dir,
-        run_id=run_id,
-        task=task,
-        model=model,
-        budget=budget,
-        isolation=isolation_value,
+        run_id=started.run_id or run_dir.name,
+        task=dict(started.task),
+        model=started.model,
+        budget=started.budget,
+        isolation=isolation,
         agent=agent,
         trials=ordered,
         finished=finished is not None and finished_after_last_trial,

@@ -22,13 +22,20 @@ from ftdojo.cards import DataCatalog, TaskCard
 from ftdojo.datarepo import RawDataRepository
 from ftdojo.errors import AgentError, BudgetExhausted
 from ftdojo.feedback import Feedback, Stage
-from ftdojo.journal import Journal, RecordKind, RunRecord
+from ftdojo.journal import (
+    AnnotationRecord,
+    Journal,
+    RejectionRecord,
+    RunRecord,
+    SmokeRecord,
+    TrialRecord,
+    ViolationRecord,
+)
 from ftdojo.models import ModelInfo
 from ftdojo.pipeline import PreparedTask, TrialPipeline, TrialServices
 from ftdojo.plans import Plan
 from ftdojo.results import Budget, BudgetLeft, Rejection, Trial, Violation
 from ftdojo.sandbox.isolation import Isolation
-from ftdojo.serialization import unstructure
 
 __all__ = ["LocalSession", "RunState"]
 
@@ -185,7 +192,7 @@ class RunState:
         except (TypeError, ValueError) as exc:
             raise AgentError(f"annotation {key!r} of {trial_id} is not JSON data: {exc}") from exc
         self.annotations.setdefault(trial_id, {})[key] = value
-        self.journal.append(RecordKind.ANNOTATION, trial_id=trial_id, key=key, value=value)
+        self.journal.write(AnnotationRecord(trial_id=trial_id, key=key, value=value))
 
     def record_rejection(
         self, plan: Plan, reasons: tuple[str, ...], *, seconds: float, projected_seconds: float | None
@@ -200,7 +207,7 @@ class RunState:
             at=time.time(),
         )
         self.rejections.append(rejection)
-        self.journal.append(RecordKind.REJECTION, rejection=unstructure(rejection))
+        self.journal.write(RejectionRecord(rejection=rejection))
         return rejection
 
     def record_violations(
@@ -215,7 +222,7 @@ class RunState:
                 at=time.time(),
             )
             self.violations.append(violation)
-            self.journal.append(RecordKind.VIOLATION, violation=unstructure(violation))
+            self.journal.write(ViolationRecord(violation=violation))
             log.warning(
                 "sandbox violation",
                 run_id=self.run_id,
@@ -261,11 +268,8 @@ class RunState:
         )
         self.trials.append(trial)
         # On disk before the agent hears of it: a killed run resumes with this trial.
-        self.journal.append(
-            RecordKind.TRIAL,
-            trial=unstructure(trial),
-            tokens_total=self.clock.tokens,
-            seconds=self.clock.seconds,
+        self.journal.write(
+            TrialRecord(trial=trial, tokens_total=self.clock.tokens, seconds=self.clock.seconds)
         )
         self.emit(
             {
@@ -294,5 +298,5 @@ class RunState:
         smoke_id = f"smoke{self.smokes:03d}"
         with structlog.contextvars.bound_contextvars(trial_id=smoke_id):
             feedback = await self._pipeline(plan, smoke_id, smoke=True).run()
-        self.journal.append(RecordKind.SMOKE, plan=unstructure(plan), feedback=unstructure(feedback))
+        self.journal.write(SmokeRecord(plan=plan, feedback=feedback))
         return feedback
