@@ -392,14 +392,16 @@ class ModelStore:
         spec = EMBEDDED_MODELS[name]
         workspace = self.home / "tmp" / f"build-{name}-{os.getpid()}"
         log.info("building embedded model", model=name, path=str(local))
+        # Imported here: the contracts name TinySpec, defined in this module.
+        from ftdojo.jobs.contracts import GgufModelJob, TinyModelJob
+
+        job: TinyModelJob | GgufModelJob
         if isinstance(spec, TinySpec):
-            entry, payload = (
-                "ftdojo.jobs.models:build_tiny",
-                {"spec": unstructure(spec), "target": str(local)},
-            )
+            entry, job = "ftdojo.jobs.models:build_tiny", TinyModelJob(spec=spec, target=str(local))
         else:
             gguf = locate_gguf(spec, self.home) or await anyio.to_thread.run_sync(fetch_gguf, spec, self.home)
-            entry, payload = "ftdojo.jobs.models:convert_gguf", {"gguf": str(gguf), "target": str(local)}
+            entry, job = "ftdojo.jobs.models:convert_gguf", GgufModelJob(gguf=str(gguf), target=str(local))
+        payload = unstructure(job)
         outcome = await self._launch(
             entry,
             payload,

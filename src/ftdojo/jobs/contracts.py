@@ -18,9 +18,19 @@ from typing import Any
 import attrs
 
 from ftdojo.feedback import DataFeedback, EvaluationFeedback, TrainingFeedback
+from ftdojo.models import TinySpec
 from ftdojo.plans import DataRecipe, TrainConfig
 
-__all__ = ["BuildJob", "BuildResult", "EvalJob", "EvalResult", "TrainJob", "TrainResult"]
+__all__ = [
+    "BuildJob",
+    "BuildResult",
+    "EvalJob",
+    "EvalResult",
+    "GgufModelJob",
+    "TinyModelJob",
+    "TrainJob",
+    "TrainResult",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -102,3 +112,20 @@ class EvalResult:
     evaluation: EvaluationFeedback
     template: str
     template_hash: str
+
+
+@attrs.frozen(kw_only=True)
+class TinyModelJob:
+    """Build the embedded tiny model from its seed (``ftdojo.jobs.models:build_tiny``)."""
+
+    spec: TinySpec
+    #: The model's folder in the cache; written under a temporary name, then renamed.
+    target: str
+
+
+@attrs.frozen(kw_only=True)
+class GgufModelJob:
+    """Dequantise a GGUF file into a plain Hugging Face folder (``ftdojo.jobs.models:convert_gguf``)."""
+
+    gguf: str
+    target: str

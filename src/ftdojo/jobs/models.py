@@ -8,7 +8,9 @@ import string
 from pathlib import Path
 from typing import Any
 
-from ftdojo.models import TinySpec, folder_digest
+from ftdojo.jobs.contracts import GgufModelJob, TinyModelJob
+from ftdojo.models import folder_digest
+from ftdojo.serialization import structure
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
 
@@ -48,8 +50,8 @@ def build_tiny(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    spec = TinySpec(**payload["spec"])
-    target = Path(payload["target"])
+    job = structure(payload, TinyModelJob)
+    spec, target = job.spec, Path(job.target)
     if (target / "CHECKSUM").is_file():
         return {"path": str(target), "built": False}
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -98,8 +100,8 @@ def convert_gguf(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = Path(payload["gguf"])
-    target = Path(payload["target"])
+    job = structure(payload, GgufModelJob)
+    gguf, target = Path(job.gguf), Path(job.target)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     source = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
