@@ -76,3 +76,110 @@ def test_training_rows_are_read_without_following_links(tmp_path: Path) -> None:
     link.symlink_to(secret)
     with pytest.raises(OSError, match="Too many levels of symbolic links"):
         list(read_training_rows(link))
+
+
+# -- near-duplicates: a copy that was edited still counts ------------------------------------
+
+TOWNS = ["Lyon", "Porto", "Gdansk", "Bergen", "Tartu", "Split", "Ghent", "Cork"]
+PROBLEMS = [
+    (
+        f"p{i}",
+        f"A baker in {town} sells {1000 + 37 * i:,} loaves at ${2 + i / 4:.2f} each on market day. "
+        f"How much money, in dollars, does the baker in {town} take in? "
+        f"Answer: {(1000 + 37 * i) * (2 + i / 4):,.2f}",
+    )
+    for i, town in enumerate(TOWNS)
+]
+UNRELATED = [
+    "A baker in Oslo sells 12 loaves at $3.00 each on market day. How much money does he take in?",
+    "How much money, in dollars, does a farmer take in when she sells 40 eggs at $0.25 each?",
+]
+
+
+def _edits(text: str) -> dict[str, str]:
+    question, answer = text.split(" Answer: ")
+    first, second = question.split(". ", 1)
+    return {
+        "verbatim": text,
+        "inserted words": question.replace("sells", "please note, sells").replace("How", "So how")
+        + " Answer: "
+        + answer,
+        "deleted words": question.replace(" on market day", "").replace(", in dollars,", "")
+        + " Answer: "
+        + answer,
+        "reordered clauses": f"{second} {first}. Answer: {answer}",
+        "numbers reformatted": question.replace(",", "").replace(".50", ".5").replace(".00", "")
+        + " "
+        + answer.replace(",", ""),
+        "answer appended": question
+        + " Let us think. The total is the count times the price. Answer: "
+        + answer,
+    }
+
+
+@pytest.mark.parametrize("edit", list(_edits(PROBLEMS[0][1])))
+def test_an_edited_copy_of_a_test_item_is_found(edit: str) -> None:
+    leaked = [_edits(text)[edit] for _id, text in PROBLEMS[2:4]]
+    audit = audit_contamination("t1", [*UNRELATED, *leaked], PROBLEMS)
+    assert set(audit.examples) == {"p2", "p3"}, edit
+    assert audit.overlapping_items == 2
+    assert audit.flagged
+    if edit not in ("verbatim", "answer appended"):  # these keep the item's 13-grams intact
+        assert audit.near_duplicates >= 1
+
+
+def test_the_task_s_phrasing_alone_is_not_a_near_duplicate() -> None:
+    # Same template, other towns and numbers: the items' own shingles are not there.
+    others = [
+        text.replace(town, "Riga").replace(str(1000 + 37 * i), str(5000 + i))
+        for i, (town, (_id, text)) in enumerate(
+            zip(
+                ["Lyon", "Porto", "Gdansk", "Bergen", "Tartu", "Split", "Ghent", "Cork"],
+                PROBLEMS,
+                strict=True,
+            )
+        )
+    ]
+    audit = audit_contamination("t1", [*UNRELATED, *(t.split(" Answer: ")[0] for t in others)], PROBLEMS)
+    assert audit.overlapping_items == 0
+    assert not audit.flagged
+
+
+def test_one_inserted_word_no_longer_hides_a_copy_from_the_verbatim_test_s_blind_spot() -> None:
+    # The attack the issue reports: "please " inserted into every copied item.
+    copies = [
+        text.replace(" sells ", " please sells ").replace(" at ", " please at ") for _id, text in PROBLEMS
+    ]
+    verbatim_only = audit_contamination("t1", copies, PROBLEMS, near_share=1.01)  # near test disabled
+    audit = audit_contamination("t1", copies, PROBLEMS)
+    assert audit.overlapping_items == len(PROBLEMS)
+    assert audit.near_duplicates == len(PROBLEMS) - verbatim_only.overlapping_items
+    assert (audit.near_n, audit.near_share) == (3, 0.8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.permutations(list(range(len(PROBLEMS)))), st.integers(0, len(PROBLEMS)))
+def test_the_audit_ignores_the_order_of_the_training_data(order: list[int], leaked: int) -> None:
+    texts = [*UNRELATED, *(_edits(PROBLEMS[i][1])["inserted words"] for i in order[:leaked])]
+    forward = audit_contamination("t1", texts, PROBLEMS)
+    backward = audit_contamination("t1", list(reversed(texts)), PROBLEMS)
+    assert forward.overlapping_items == backward.overlapping_items == leaked
+    assert 0.0 <= forward.rate <= 1.0
+
+
+def test_the_flag_counts_only_items_the_raw_data_does_not_explain() -> None:
+    from ftdojo.contamination import overlapping_test_items
+
+    raw = [text for _id, text in ITEMS[:4]]  # the task's own data holds four test items
+    explained, raw_rate = overlapping_test_items(raw, ITEMS)
+    assert explained == {"test-000", "test-001", "test-002", "test-003"}
+    assert raw_rate == pytest.approx(0.4)
+    honest = audit_contamination("t1", raw[:3], ITEMS, raw_rate=raw_rate, raw_overlap=explained)
+    assert (honest.overlapping_items, honest.unexplained_items, honest.flagged) == (3, 0, False)
+    # One item from elsewhere is 10% of the split: flagged, though 0.4 < raw rate + threshold.
+    leaked = audit_contamination(
+        "t1", [*raw[:3], ITEMS[8][1]], ITEMS, raw_rate=raw_rate, raw_overlap=explained
+    )
+    assert leaked.rate == pytest.approx(0.4)
+    assert leaked.unexplained_items == 1
+    assert leaked.flagged

@@ -359,9 +359,13 @@ def run_command(
         audit = result.contamination
         raw = f"; the raw data alone: {audit.raw_rate:.0%}" if audit.raw_rate is not None else ""
         flag = "  [red]FLAGGED[/red]" if audit.flagged else ""
+        near = f", {audit.near_duplicates} of them edited copies" if audit.near_duplicates else ""
+        method = f"{audit.n}-grams" + (
+            f" and near-duplicates of {audit.near_n}-word shingles" if audit.near_n else ""
+        )
         console.print(
             f"contamination: {audit.overlapping_items}/{audit.test_items} test items overlap"
-            f" the training data ({audit.n}-grams{raw}){flag}"
+            f" the training data{near} ({method}{raw}){flag}"
         )
     for violation in result.violations:
         console.print(

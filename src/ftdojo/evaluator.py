@@ -25,6 +25,7 @@ from ftdojo.contamination import (
     ContaminationAudit,
     audit_contamination,
     audit_not_possible,
+    overlapping_test_items,
     read_training_rows,
     record_text,
 )
@@ -88,7 +89,7 @@ class HeldOutEvaluator:
         self._repository = repository
         # The raw data's own overlap with a task's test split is the same for every run
         # of the task: audited once per evaluator, by task version.
-        self._raw_overlap: dict[str, float] = {}
+        self._raw_overlap: dict[str, tuple[frozenset[str], float]] = {}
 
     # -- the splits ---------------------------------------------------------------
 
@@ -239,8 +240,9 @@ class HeldOutEvaluator:
                 for source in catalog.source_ids
                 for record in self._repository.read_records(catalog, source)
             ]
-            self._raw_overlap[key] = audit_contamination(trial_id, raw_texts, items).rate
-        return audit_contamination(trial_id, texts, items, raw_rate=self._raw_overlap[key])
+            self._raw_overlap[key] = overlapping_test_items(raw_texts, items)
+        explained, raw_rate = self._raw_overlap[key]
+        return audit_contamination(trial_id, texts, items, raw_rate=raw_rate, raw_overlap=explained)
 
 
 def evaluation_result(outcome: JobOutcome) -> EvalResult | None:
