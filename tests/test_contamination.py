@@ -145,15 +145,18 @@ def test_the_task_s_phrasing_alone_is_not_a_near_duplicate() -> None:
     assert not audit.flagged
 
 
-def test_one_inserted_word_no_longer_hides_a_copy_from_the_verbatim_test_s_blind_spot() -> None:
-    # The attack the issue reports: "please " inserted into every copied item.
-    copies = [
-        text.replace(" sells ", " please sells ").replace(" at ", " please at ") for _id, text in PROBLEMS
-    ]
-    verbatim_only = audit_contamination("t1", copies, PROBLEMS, near_share=1.01)  # near test disabled
+def test_words_inserted_through_a_copy_hide_it_from_the_verbatim_test_but_not_the_near_one() -> None:
+    # The attack the issue reports: "please" inserted into copied items, here every tenth
+    # word, so that no 13-word window of an item survives.
+    def please(text: str) -> str:
+        words = text.split(" ")
+        return " ".join(f"please {w}" if i % 10 == 9 else w for i, w in enumerate(words))
+
+    copies = [please(text) for _, text in PROBLEMS]
+    verbatim_only = audit_contamination("t1", copies, PROBLEMS, near_share=1.01)  # near test off
     audit = audit_contamination("t1", copies, PROBLEMS)
-    assert audit.overlapping_items == len(PROBLEMS)
-    assert audit.near_duplicates == len(PROBLEMS) - verbatim_only.overlapping_items
+    assert verbatim_only.overlapping_items == 0
+    assert audit.overlapping_items == audit.near_duplicates == len(PROBLEMS)
     assert (audit.near_n, audit.near_share) == (3, 0.8)
 
 
