@@ -461,6 +461,14 @@ def bench_command(
     base: Annotated[bool, typer.Option(help="Also score the untouched base model per task.")] = True,
     home: HomeOption = None,
     threads: ThreadsOption = None,
+    unsafe_without_filesystem_view: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-without-filesystem-view",
+            help="Run package.module:factory agents even where their process gets no filesystem "
+            "view (no bubblewrap): they can then read every file you can.",
+        ),
+    ] = False,
 ) -> None:
     """Run every agent on every task for every seed with equal budgets, and print the table."""
     from ftdojo import Budget, Dojo
@@ -474,7 +482,9 @@ def bench_command(
         if ":" in name and name not in known:
             # An agent ftdojo did not ship runs in untrusted mode: a sandboxed process of its own.
 
-            known[name] = functools.partial(_untrusted_factory, name)
+            known[name] = functools.partial(
+                _untrusted_factory, name, unsafe_without_filesystem_view=unsafe_without_filesystem_view
+            )
     unknown = [a for a in chosen if a not in known]
     if unknown:
         err_console.print(f"[red]error:[/red] unknown agent(s) {unknown}; known: {sorted(known)}")
@@ -600,10 +610,15 @@ def _make_planner(name: str, seed: int, llm_rationales: int) -> Any:
         return make_planner(name, PlannerOptions(seed=seed, synthesize_rationales=llm_rationales))
 
 
-def _untrusted_factory(entry: str, seed: int) -> Any:
+def _untrusted_factory(entry: str, seed: int, *, unsafe_without_filesystem_view: bool = False) -> Any:
     from ftdojo.sandbox.untrusted import UntrustedAgent
 
-    return UntrustedAgent(entry, kwargs={"seed": seed}, python_path=[Path.cwd()])
+    return UntrustedAgent(
+        entry,
+        kwargs={"seed": seed},
+        python_path=[Path.cwd()],
+        unsafe_without_filesystem_view=unsafe_without_filesystem_view,
+    )
 
 
 def main() -> None:

@@ -390,6 +390,9 @@ class Dojo:
         """
         budget = budget or Budget()
         isolation = await self._check_isolation()
+        if isinstance(agent, HostedAgent):
+            # Before anything is written: a hosted agent that may not run here starts no run.
+            await anyio.to_thread.run_sync(agent.check_isolation)
         prepared = await self._prepare(task, model)
         run_id = run_id or f"{prepared.task.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
         run_dir = self.runs_dir / run_id

@@ -29,7 +29,7 @@ import anyio.to_thread
 import attrs
 import structlog
 
-from ftdojo.errors import AgentError, BudgetExhausted, FTDojoError
+from ftdojo.errors import AgentError, BudgetExhausted, FTDojoError, IsolationError
 from ftdojo.plans import Plan
 from ftdojo.sandbox.cgroups import make_cgroup, remove_cgroup
 from ftdojo.sandbox.environment import scrubbed_environment
@@ -69,6 +69,10 @@ class HostedAgent(Protocol):
     """An agent the Dojo hosts in a process of its own: ``Dojo.run`` hands it its grant
     with the session (:class:`UntrustedAgent` is one)."""
 
+    def check_isolation(self) -> None:
+        """Raise :class:`~ftdojo.errors.IsolationError` where the agent must not run."""
+        ...
+
     async def run_hosted(self, session: Session, grant: AgentHostGrant) -> None: ...
 
 
@@ -86,6 +90,12 @@ class UntrustedAgent:
     agent needs its endpoint); it is recorded in the run, like every violation.
     ``limits`` bound the agent's process (memory, processes, output); its wall-clock
     limit is the run's time budget plus a margin.
+
+    The agent runs only where its process gets a filesystem view (bubblewrap): without
+    one it could read every file the Dojo's user can, and the audit hook in its process
+    only records what it does, it stops nothing. ``Dojo.run`` refuses such a run with an
+    :class:`~ftdojo.errors.IsolationError` unless ``unsafe_without_filesystem_view=True``
+    says, by name, that the user accepts that.
     """
 
     def __init__(
@@ -96,6 +106,7 @@ class UntrustedAgent:
         python_path: Sequence[Path | str] = (),
         allow_network: bool = False,
         limits: Limits | None = None,
+        unsafe_without_filesystem_view: bool = False,
     ) -> None:
         module, sep, attribute = entry.partition(":")
         if not sep or not module or not attribute:
@@ -108,6 +119,7 @@ class UntrustedAgent:
         self.kwargs = dict(kwargs or {})
         self.python_path = tuple(str(Path(p).resolve()) for p in python_path)
         self.allow_network = allow_network
+        self.unsafe_without_filesystem_view = unsafe_without_filesystem_view
         self.limits = limits or Limits(memory_bytes=4 * 2**30, output_bytes=256 * 1024)
         #: What the agent's process saw of the sandbox, once it ran.
         self.violations: list[dict[str, Any]] = []
@@ -132,6 +144,24 @@ class UntrustedAgent:
 
     def __repr__(self) -> str:
         return f"UntrustedAgent({self.entry!r})"
+
+    def check_isolation(self) -> None:
+        """Refuse to host the agent where its process would see the whole filesystem (the
+        isolation its own process gets on this machine, whatever runs the Dojo's jobs)."""
+        isolation = detect_isolation(allow_network=self.allow_network)
+        if isolation.filesystem_view or self.unsafe_without_filesystem_view:
+            if not isolation.filesystem_view:
+                _log.warning(
+                    "untrusted agent runs without a filesystem view (unsafe_without_filesystem_view=True)",
+                    agent=self.entry,
+                )
+            return
+        raise IsolationError(
+            f"{self!r} needs a filesystem view for its process, and this machine gives "
+            f"{isolation.describe()}: install bubblewrap (bwrap), or pass "
+            "unsafe_without_filesystem_view=True (ftdojo bench --unsafe-without-filesystem-view) "
+            "to run it able to read every file you can"
+        )
 
     async def run(self, session: Session) -> None:
         """Refused: the agent's process needs what only the Dojo grants (see :meth:`run_hosted`)."""
