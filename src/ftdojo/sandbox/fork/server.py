@@ -201,9 +201,9 @@ def _run_job(conn: socket.socket, request: dict[str, Any], fds: Sequence[int]) -
     conn.close()
     # sys.stdin/stdout/stderr wrap fds 0-2, which now are the job's.
     sys.argv = ["ftdojo-worker", str(request["job"])]
-    from ftdojo.sandbox import worker
+    from ftdojo.sandbox.worker import main as worker_main
 
-    return worker.main([str(request["job"])])
+    return worker_main([str(request["job"])])
 
 
 def _keep(conn: socket.socket, request: dict[str, Any], fds: Sequence[int], peer: int) -> None:
